@@ -1,0 +1,1 @@
+"""Run backends behind one interface (docker, swarm, memory)."""

@@ -1,0 +1,1 @@
+"""The async reconciler: passes, cron, run supervision, the event bus."""
