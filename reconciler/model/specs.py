@@ -147,7 +147,7 @@ def check_env_names(env: dict[str, str]) -> dict[str, str]:
 CronExpr = Annotated[str, AfterValidator(check_cron)]
 TimeZoneName = Annotated[str, AfterValidator(check_timezone)]
 EnvMap = Annotated[
-    dict[Annotated[str, Field(pattern=ENV_NAME_PATTERN.pattern)], str],
+    dict[Annotated[str, Field(pattern=f"^{ENV_NAME_PATTERN.pattern}$")], str],
     AfterValidator(check_env_names),
 ]
 
@@ -169,7 +169,7 @@ class Schedule(Frozen):
     cron: CronExpr | None = Field(None, description="five-field cron expression or @daily alias")
     every: Duration | None = Field(None, description="fixed interval, anchored at 1970-01-01T00:00Z")
     timezone: TimeZoneName = Field("UTC", description="IANA time zone the cron is read in")
-    name: Annotated[str, Field(pattern=NAME_PATTERN.pattern)] | None = None
+    name: Annotated[str, Field(pattern=f"^{NAME_PATTERN.pattern}$")] | None = None
     args: list[str] | None = Field(None, description="replaces the pipeline's args for this schedule")
     env: EnvMap = Field(default_factory=dict, description="added to the pipeline's env")
 
@@ -255,13 +255,14 @@ class PipelineSpec(Frozen):
             raise ValueError("must be at least 1s")
         return value
 
-    @model_validator(mode="after")
-    def _unique_schedule_names(self) -> PipelineSpec:
-        names = [s.name for s in self.schedules if s.name]
+    @field_validator("schedules")
+    @classmethod
+    def _unique_schedule_names(cls, schedules: list[Schedule]) -> list[Schedule]:
+        names = [s.name for s in schedules if s.name]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise ValueError(f"schedule names must be unique; repeated: {', '.join(duplicates)}")
-        return self
+        return schedules
 
 
 class LogRetention(Frozen):

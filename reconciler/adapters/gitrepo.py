@@ -1,0 +1,109 @@
+"""Read desired state out of a Git repository with pygit2: commits, trees and blobs, no checkout.
+
+``list_pipelines`` reads one tree (``pipelines/``) and returns ``name -> tree id``; ``read_pipeline``
+reads one folder only when the loader asks for it (a tree id it has not seen).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pygit2
+
+from reconciler.core.loading import ConfigSource, Loader
+from reconciler.core.sources import (
+    CONFIG_FILE,
+    MAX_YAML_BYTES,
+    PIPELINES_DIR,
+    FileEntry,
+    PipelineSource,
+    wants_blob,
+)
+from reconciler.errors import InvalidInputError
+from reconciler.model.desired import DesiredState
+
+_LINK_MODE = pygit2.enums.FileMode.LINK
+_TREE_MODE = pygit2.enums.FileMode.TREE
+
+
+@dataclass(frozen=True)
+class CommitInfo:
+    id: str
+    short_id: str
+    summary: str
+
+
+def open_repo(path: str | os.PathLike[str]) -> pygit2.Repository:
+    """Open the repository at or above ``path`` (bare or not)."""
+    found = pygit2.discover_repository(os.fspath(path))
+    if found is None:
+        raise InvalidInputError(f"{os.fspath(path)!r} is not inside a Git repository")
+    return pygit2.Repository(found)
+
+
+def resolve_commit(repo: pygit2.Repository, rev: str) -> pygit2.Commit:
+    """``HEAD``, a branch, a tag or a (short) hash -> the commit it names."""
+    try:
+        obj = repo.revparse_single(rev)
+        commit = obj.peel(pygit2.Commit)
+    except (KeyError, ValueError, pygit2.GitError, pygit2.InvalidSpecError) as exc:
+        raise InvalidInputError(f"{rev!r} does not name a commit in {repo.path!r}") from exc
+    return commit
+
+
+def describe_commit(commit: pygit2.Commit) -> CommitInfo:
+    return CommitInfo(id=str(commit.id), short_id=str(commit.short_id), summary=commit.message.split("\n", 1)[0])
+
+
+def list_pipelines(repo: pygit2.Repository, commit: pygit2.Commit) -> tuple[ConfigSource, dict[str, str]]:
+    """``fastflow.yaml`` and the ``pipelines/`` folders of ``commit`` as ``name -> tree id``."""
+    tree = commit.tree
+    config = ConfigSource()
+    if CONFIG_FILE in tree:
+        entry = tree[CONFIG_FILE]
+        if isinstance(entry, pygit2.Blob):
+            raw = entry.data if entry.size <= MAX_YAML_BYTES else None
+            config = ConfigSource(raw=raw, blob_id=str(entry.id), size=entry.size)
+    listing: dict[str, str] = {}
+    if PIPELINES_DIR in tree:
+        folder = tree[PIPELINES_DIR]
+        if isinstance(folder, pygit2.Tree):
+            for item in folder:
+                if item.filemode == _TREE_MODE and item.name is not None:
+                    listing[item.name] = str(item.id)
+    return config, listing
+
+
+def read_pipeline(repo: pygit2.Repository, name: str, tree_id: str) -> PipelineSource:
+    """Every file of one pipeline folder (sizes, symlink targets) and the bytes the loader parses."""
+    tree = repo.get(tree_id)
+    if not isinstance(tree, pygit2.Tree):
+        raise InvalidInputError(f"{tree_id} is not a tree")
+    files: list[FileEntry] = []
+    blobs: dict[str, bytes] = {}
+    for path, blob, is_link in _walk(repo, tree, ""):
+        if is_link:
+            files.append(FileEntry(path, blob.size, link_target=blob.data.decode("utf-8", "replace")))
+            continue
+        files.append(FileEntry(path, blob.size))
+        if wants_blob(path, blob.size):
+            blobs[path] = blob.data
+    return PipelineSource(name=name, tree_id=tree_id, files=tuple(files), blobs=blobs)
+
+
+def _walk(repo: pygit2.Repository, tree: pygit2.Tree, prefix: str) -> Iterator[tuple[str, pygit2.Blob, bool]]:
+    for item in tree:
+        path = f"{prefix}{item.name}"
+        if isinstance(item, pygit2.Tree):
+            yield from _walk(repo, item, f"{path}/")
+        elif isinstance(item, pygit2.Blob):
+            yield path, item, item.filemode == _LINK_MODE
+
+
+def load_commit(repo: pygit2.Repository, commit: pygit2.Commit, loader: Loader | None = None) -> DesiredState:
+    """The desired state of ``commit``; pass the same ``loader`` to reuse unchanged folders."""
+    config, listing = list_pipelines(repo, commit)
+    loader = loader or Loader()
+    return loader.load(listing, lambda name, tree_id: read_pipeline(repo, name, tree_id), config, commit=str(commit.id))

@@ -1,0 +1,113 @@
+"""The ``fastflow`` command: the composition root (argument parsing, logging, wiring).
+
+Exit codes: 0 ok; 1 invalid desired state (or a failed run); 2 usage error, including a
+revision or directory that does not exist.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from reconciler.adapters import gitrepo
+from reconciler.adapters.fstree import load_directory
+from reconciler.core.loading import Loader
+from reconciler.core.planning import make_plan
+from reconciler.core.reporting import render_plan_markdown, render_plan_text, render_problems
+from reconciler.errors import InvalidInputError
+from reconciler.model.desired import DesiredState
+
+EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fastflow", description="Git-native GitOps reconciler for scheduled Python pipelines."
+    )
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    validate = sub.add_parser("validate", help="check a desired-state repository", description=(
+        "Check every pipeline.yaml, fastflow.yaml and secrets file; print each problem as "
+        "path:line:col: message. Exit 1 when there is any problem."))
+    validate.add_argument("dir", nargs="?", default=".", help="repository directory (default: .)")
+    validate.add_argument("--rev", help="validate this commit of the Git repository at DIR instead of the files on disk")
+    validate.add_argument("--format", choices=("text", "json"), default="text")
+
+    plan = sub.add_parser("plan", help="what applying HEAD over BASE would change", description=(
+        "Compare two commits: pipelines added, removed and changed, schedule changes with their "
+        "next fire times, runs per day, secret names, and HEAD's validation problems."))
+    plan.add_argument("base", help="the applied commit (e.g. origin/main)")
+    plan.add_argument("head", nargs="?", default="HEAD", help="the proposed commit (default: HEAD)")
+    plan.add_argument("--repo", default=".", help="Git repository (default: .)")
+    plan.add_argument("--format", choices=("text", "markdown", "json"), default="text")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.WARNING - 10 * min(args.verbose, 2),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        if args.command == "validate":
+            return _validate(args)
+        if args.command == "plan":
+            return _plan(args)
+    except InvalidInputError as exc:
+        print(f"fastflow: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    raise AssertionError(f"unhandled command {args.command!r}")
+
+
+def _validate(args: argparse.Namespace) -> int:
+    if args.rev:
+        repo = gitrepo.open_repo(args.dir)
+        state = gitrepo.load_commit(repo, gitrepo.resolve_commit(repo, args.rev))
+    else:
+        state = load_directory(args.dir)
+    if args.format == "json":
+        print(json.dumps(_validation_json(state), indent=2))
+    else:
+        sys.stdout.write(render_problems(state.problems))
+        print(_validation_summary(state), file=sys.stderr)
+    return EXIT_OK if state.ok else EXIT_INVALID
+
+
+def _validation_summary(state: DesiredState) -> str:
+    valid = len(state.pipelines)
+    if state.ok:
+        return f"ok: {valid} pipeline(s) valid"
+    return f"{len(state.problems)} problem(s); {len(state.invalid)} pipeline(s) invalid, {valid} valid"
+
+
+def _validation_json(state: DesiredState) -> dict[str, object]:
+    return {
+        "ok": state.ok,
+        "commit": state.commit,
+        "pipelines": sorted(state.pipelines),
+        "invalid": sorted(state.invalid),
+        "problems": [p.model_dump(mode="json") | {"text": str(p)} for p in state.problems],
+    }
+
+
+def _plan(args: argparse.Namespace) -> int:
+    repo = gitrepo.open_repo(args.repo)
+    base_commit = gitrepo.resolve_commit(repo, args.base)
+    head_commit = gitrepo.resolve_commit(repo, args.head)
+    loader = Loader()
+    base = gitrepo.load_commit(repo, base_commit, loader)
+    head = gitrepo.load_commit(repo, head_commit, loader)
+    plan = make_plan(base, head, datetime.now(UTC))
+    if args.format == "json":
+        print(plan.model_dump_json(indent=2))
+    elif args.format == "markdown":
+        sys.stdout.write(render_plan_markdown(plan))
+    else:
+        sys.stdout.write(render_plan_text(plan))
+    return EXIT_OK if head.ok else EXIT_INVALID

@@ -1,0 +1,112 @@
+"""When schedules fire: DST-correct next ticks for cron and ``every:`` schedules. Pure: ``now`` is passed in.
+
+Cron expressions are read in the schedule's own time zone, on wall-clock time:
+
+* A tick that falls into a spring-forward gap fires at the same wall time plus the gap (02:30
+  Europe/Berlin on the last Sunday of March fires at 03:30 CEST), as Go's ``time.Date`` and
+  Kubernetes CronJobs do; ticks are strictly increasing, so gap ticks never fire twice.
+* A tick in the repeated fall-back hour fires once, at its first occurrence, unless the hour
+  field is ``*``: then it fires in both occurrences (an hourly job keeps running hourly).
+
+``every:`` schedules are fixed intervals anchored at 1970-01-01T00:00Z, so ``every: 15m`` fires
+at :00, :15, :30 and :45 UTC whoever computes it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from croniter import croniter
+
+from reconciler.model.specs import Schedule
+
+MAX_TICKS = 50_000
+WEEK = timedelta(days=7)
+
+
+def next_ticks(schedule: Schedule, after: datetime, count: int) -> list[datetime]:
+    """The next ``count`` fire times strictly after ``after`` (aware), as aware UTC datetimes."""
+    ticks = []
+    for tick in iter_ticks(schedule, after):
+        ticks.append(tick)
+        if len(ticks) >= count:
+            break
+    return ticks
+
+
+def ticks_between(schedule: Schedule, start: datetime, end: datetime, limit: int = MAX_TICKS) -> list[datetime]:
+    """Fire times in ``(start, end]``, at most ``limit`` of them."""
+    ticks = []
+    for tick in iter_ticks(schedule, start):
+        if tick > end or len(ticks) >= limit:
+            break
+        ticks.append(tick)
+    return ticks
+
+
+def runs_per_day(schedule: Schedule, now: datetime) -> float:
+    """Average fire count per day over the week after ``now``."""
+    if schedule.every is not None:
+        return 86400 / schedule.every.total_seconds()
+    return len(ticks_between(schedule, now, now + WEEK)) / 7
+
+
+def iter_ticks(schedule: Schedule, after: datetime) -> Iterator[datetime]:
+    """Fire times strictly after ``after``, increasing, without end."""
+    if after.tzinfo is None:
+        raise ValueError("`after` must be timezone-aware")
+    if schedule.every is not None:
+        yield from _every(schedule.every, after)
+    else:
+        assert schedule.cron is not None
+        yield from _cron(schedule.cron, ZoneInfo(schedule.timezone), after)
+
+
+def _every(interval: timedelta, after: datetime) -> Iterator[datetime]:
+    step = int(interval.total_seconds())
+    n = int(after.timestamp()) // step + 1
+    while True:
+        yield datetime.fromtimestamp(n * step, UTC)
+        n += 1
+
+
+def _cron(expr: str, tz: ZoneInfo, after: datetime) -> Iterator[datetime]:
+    every_hour = _hour_is_wildcard(expr)
+    # Start an hour early in wall time: `after` may sit in a repeated hour.
+    local = after.astimezone(tz).replace(tzinfo=None, fold=0) - timedelta(hours=1)
+    walker = croniter(expr, local)
+    last = after
+    while True:
+        wall: datetime = walker.get_next(datetime)
+        for tick in _instants(wall, tz, every_hour):
+            if tick > last:
+                last = tick
+                yield tick
+
+
+def _instants(wall: datetime, tz: ZoneInfo, every_hour: bool) -> list[datetime]:
+    first = wall.replace(tzinfo=tz, fold=0)
+    second = wall.replace(tzinfo=tz, fold=1)
+    if first.utcoffset() == second.utcoffset():
+        return [first.astimezone(UTC)]
+    round_trip = first.astimezone(UTC).astimezone(tz).replace(tzinfo=None)
+    if round_trip != wall:  # in a spring-forward gap: fold=0 maps to wall time + gap
+        return [first.astimezone(UTC)]
+    if every_hour:  # ambiguous wall time, hourly-or-finer job: both occurrences
+        return [first.astimezone(UTC), second.astimezone(UTC)]
+    return [first.astimezone(UTC)]
+
+
+def _hour_is_wildcard(expr: str) -> bool:
+    if expr.startswith("@"):
+        return expr == "@hourly"
+    return expr.split()[1] == "*"
+
+
+def format_tick(tick: datetime, timezone: str) -> str:
+    """``2026-03-29 03:30 CEST (+02:00)``: a fire time in the schedule's own zone."""
+    local = tick.astimezone(ZoneInfo(timezone))
+    offset = local.strftime("%z")
+    return f"{local:%Y-%m-%d %H:%M} {local.tzname()} ({offset[:3]}:{offset[3:]})"
