@@ -31,21 +31,47 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    validate = sub.add_parser("validate", help="check a desired-state repository", description=(
-        "Check every pipeline.yaml, fastflow.yaml and secrets file; print each problem as "
-        "path:line:col: message. Exit 1 when there is any problem."))
+    validate = sub.add_parser(
+        "validate",
+        help="check a desired-state repository",
+        description=(
+            "Check every pipeline.yaml, fastflow.yaml and secrets file; print each problem as "
+            "path:line:col: message. Exit 1 when there is any problem."
+        ),
+    )
     validate.add_argument("dir", nargs="?", default=".", help="repository directory (default: .)")
-    validate.add_argument("--rev", help="validate this commit of the Git repository at DIR instead of the files on disk")
+    validate.add_argument(
+        "--rev",
+        help="validate this commit of the Git repository at DIR instead of the files on disk",
+    )
     validate.add_argument("--format", choices=("text", "json"), default="text")
 
-    plan = sub.add_parser("plan", help="what applying HEAD over BASE would change", description=(
-        "Compare two commits: pipelines added, removed and changed, schedule changes with their "
-        "next fire times, runs per day, secret names, and HEAD's validation problems."))
+    plan = sub.add_parser(
+        "plan",
+        help="what applying HEAD over BASE would change",
+        description=(
+            "Compare two commits: pipelines added, removed and changed, schedule changes with their "
+            "next fire times, runs per day, secret names, and HEAD's validation problems."
+        ),
+    )
     plan.add_argument("base", help="the applied commit (e.g. origin/main)")
     plan.add_argument("head", nargs="?", default="HEAD", help="the proposed commit (default: HEAD)")
     plan.add_argument("--repo", default=".", help="Git repository (default: .)")
     plan.add_argument("--format", choices=("text", "markdown", "json"), default="text")
+    plan.add_argument(
+        "--at", type=_instant, help="compute fire times from this ISO-8601 instant (default: now)"
+    )
     return parser
+
+
+def _instant(text: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an ISO-8601 time such as 2026-03-27T12:00Z"
+        ) from None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -83,7 +109,9 @@ def _validation_summary(state: DesiredState) -> str:
     valid = len(state.pipelines)
     if state.ok:
         return f"ok: {valid} pipeline(s) valid"
-    return f"{len(state.problems)} problem(s); {len(state.invalid)} pipeline(s) invalid, {valid} valid"
+    return (
+        f"{len(state.problems)} problem(s); {len(state.invalid)} pipeline(s) invalid, {valid} valid"
+    )
 
 
 def _validation_json(state: DesiredState) -> dict[str, object]:
@@ -103,7 +131,7 @@ def _plan(args: argparse.Namespace) -> int:
     loader = Loader()
     base = gitrepo.load_commit(repo, base_commit, loader)
     head = gitrepo.load_commit(repo, head_commit, loader)
-    plan = make_plan(base, head, datetime.now(UTC))
+    plan = make_plan(base, head, args.at or datetime.now(UTC))
     if args.format == "json":
         print(plan.model_dump_json(indent=2))
     elif args.format == "markdown":

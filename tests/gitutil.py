@@ -30,7 +30,11 @@ class GitRepo:
     def commit(self, changes: dict[str, Content], message: str = "change") -> str:
         for path, content in changes.items():
             if content is None:
-                self.files = {p: c for p, c in self.files.items() if p != path and not p.startswith(f"{path}/")}
+                self.files = {
+                    p: c
+                    for p, c in self.files.items()
+                    if p != path and not p.startswith(f"{path}/")
+                }
             else:
                 self.files[path] = content.encode() if isinstance(content, str) else content
         tree = self._tree(self.files)
@@ -46,7 +50,9 @@ class GitRepo:
             if rest:
                 nested.setdefault(head, {})[rest] = content
             elif isinstance(content, Symlink):
-                builder.insert(head, self.repo.create_blob(content.target.encode()), pygit2.enums.FileMode.LINK)
+                builder.insert(
+                    head, self.repo.create_blob(content.target.encode()), pygit2.enums.FileMode.LINK
+                )
             else:
                 builder.insert(head, self.repo.create_blob(content), pygit2.enums.FileMode.BLOB)
         for name, sub in nested.items():

@@ -12,7 +12,15 @@ import stat
 from pathlib import Path
 
 from reconciler.core.loading import ConfigSource, Loader
-from reconciler.core.sources import CONFIG_FILE, MAX_FILE_BYTES, MAX_YAML_BYTES, PIPELINES_DIR, FileEntry, PipelineSource, wants_blob
+from reconciler.core.sources import (
+    CONFIG_FILE,
+    MAX_FILE_BYTES,
+    MAX_YAML_BYTES,
+    PIPELINES_DIR,
+    FileEntry,
+    PipelineSource,
+    wants_blob,
+)
 from reconciler.errors import InvalidInputError
 from reconciler.model.desired import DesiredState
 
@@ -26,7 +34,9 @@ def load_directory(root: str | os.PathLike[str], loader: Loader | None = None) -
     loader = loader or Loader()
 
     def read(name: str, tree_id: str) -> PipelineSource:
-        return PipelineSource(name=name, tree_id=tree_id, files=folders[name][1][0], blobs=folders[name][1][1])
+        return PipelineSource(
+            name=name, tree_id=tree_id, files=folders[name][1][0], blobs=folders[name][1][1]
+        )
 
     return loader.load(listing, read, _config(base))
 

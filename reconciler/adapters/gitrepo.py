@@ -54,10 +54,14 @@ def resolve_commit(repo: pygit2.Repository, rev: str) -> pygit2.Commit:
 
 
 def describe_commit(commit: pygit2.Commit) -> CommitInfo:
-    return CommitInfo(id=str(commit.id), short_id=str(commit.short_id), summary=commit.message.split("\n", 1)[0])
+    return CommitInfo(
+        id=str(commit.id), short_id=str(commit.short_id), summary=commit.message.split("\n", 1)[0]
+    )
 
 
-def list_pipelines(repo: pygit2.Repository, commit: pygit2.Commit) -> tuple[ConfigSource, dict[str, str]]:
+def list_pipelines(
+    repo: pygit2.Repository, commit: pygit2.Commit
+) -> tuple[ConfigSource, dict[str, str]]:
     """``fastflow.yaml`` and the ``pipelines/`` folders of ``commit`` as ``name -> tree id``."""
     tree = commit.tree
     config = ConfigSource()
@@ -85,7 +89,9 @@ def read_pipeline(repo: pygit2.Repository, name: str, tree_id: str) -> PipelineS
     blobs: dict[str, bytes] = {}
     for path, blob, is_link in _walk(repo, tree, ""):
         if is_link:
-            files.append(FileEntry(path, blob.size, link_target=blob.data.decode("utf-8", "replace")))
+            files.append(
+                FileEntry(path, blob.size, link_target=blob.data.decode("utf-8", "replace"))
+            )
             continue
         files.append(FileEntry(path, blob.size))
         if wants_blob(path, blob.size):
@@ -93,7 +99,9 @@ def read_pipeline(repo: pygit2.Repository, name: str, tree_id: str) -> PipelineS
     return PipelineSource(name=name, tree_id=tree_id, files=tuple(files), blobs=blobs)
 
 
-def _walk(repo: pygit2.Repository, tree: pygit2.Tree, prefix: str) -> Iterator[tuple[str, pygit2.Blob, bool]]:
+def _walk(
+    repo: pygit2.Repository, tree: pygit2.Tree, prefix: str
+) -> Iterator[tuple[str, pygit2.Blob, bool]]:
     for item in tree:
         path = f"{prefix}{item.name}"
         if isinstance(item, pygit2.Tree):
@@ -102,8 +110,15 @@ def _walk(repo: pygit2.Repository, tree: pygit2.Tree, prefix: str) -> Iterator[t
             yield path, item, item.filemode == _LINK_MODE
 
 
-def load_commit(repo: pygit2.Repository, commit: pygit2.Commit, loader: Loader | None = None) -> DesiredState:
+def load_commit(
+    repo: pygit2.Repository, commit: pygit2.Commit, loader: Loader | None = None
+) -> DesiredState:
     """The desired state of ``commit``; pass the same ``loader`` to reuse unchanged folders."""
     config, listing = list_pipelines(repo, commit)
     loader = loader or Loader()
-    return loader.load(listing, lambda name, tree_id: read_pipeline(repo, name, tree_id), config, commit=str(commit.id))
+    return loader.load(
+        listing,
+        lambda name, tree_id: read_pipeline(repo, name, tree_id),
+        config,
+        commit=str(commit.id),
+    )

@@ -27,6 +27,8 @@ def check_after_graph(
     problems: list[Problem] = []
     edges: dict[str, list[str]] = {}
     for name, pipeline in pipelines.items():
+        if not pipeline.spec.after:
+            continue  # no outgoing edge: cannot be part of a cycle, so stays out of the graph
         edges[name] = []
         for index, trigger in enumerate(pipeline.spec.after):
             if trigger.pipeline in known:
@@ -35,7 +37,12 @@ def check_after_graph(
             close = difflib.get_close_matches(trigger.pipeline, sorted(known), n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
             problems.append(
-                _at(name, docs, index, f"after[{index}]: no pipeline named {trigger.pipeline!r}{hint}")
+                _at(
+                    name,
+                    docs,
+                    index,
+                    f"after[{index}]: no pipeline named {trigger.pipeline!r}{hint}",
+                )
             )
     for component in _cycles(edges):
         for name in sorted(component):

@@ -86,10 +86,16 @@ def _check_entry(folder: Folder, entry: FileEntry) -> None:
         )
     if entry.link_target is not None:
         if entry.path in PARSED_FILES:
-            folder.problems.append((entry.path, Mark(1, 1), "must be a regular file, not a symlink"))
+            folder.problems.append(
+                (entry.path, Mark(1, 1), "must be a regular file, not a symlink")
+            )
         elif _link_destination(entry) is None:
             folder.problems.append(
-                (entry.path, Mark(1, 1), f"symlink points outside the pipeline folder: {entry.link_target!r}")
+                (
+                    entry.path,
+                    Mark(1, 1),
+                    f"symlink points outside the pipeline folder: {entry.link_target!r}",
+                )
             )
 
 
@@ -106,7 +112,9 @@ def _read_doc(folder: Folder, path: str, raw: bytes, *, want_mapping: bool) -> Y
     if doc.data is None:
         doc.data = {}
     if want_mapping and not isinstance(doc.data, dict):
-        folder.problems.append((path, Mark(1, 1), "the top level must be a mapping of keys to values"))
+        folder.problems.append(
+            (path, Mark(1, 1), "the top level must be a mapping of keys to values")
+        )
         return None
     return doc
 
@@ -115,7 +123,11 @@ def _layout(folder: Folder) -> Layout:
     if "pyproject.toml" in folder.files:
         if "uv.lock" not in folder.files:
             folder.problems.append(
-                ("pyproject.toml", Mark(1, 1), "uv project without uv.lock: run `uv lock` and commit uv.lock")
+                (
+                    "pyproject.toml",
+                    Mark(1, 1),
+                    "uv project without uv.lock: run `uv lock` and commit uv.lock",
+                )
             )
         return Layout.PROJECT
     if "requirements.txt" in folder.files:
@@ -136,7 +148,11 @@ def _read_secrets(folder: Folder, source: PipelineSource) -> None:
         data: dict[str, Any] = doc.data
         if is_sops and not isinstance(data.get("sops"), dict):
             folder.problems.append(
-                (path, Mark(1, 1), "not a SOPS file (no 'sops' metadata); encrypt it with `sops --encrypt`")
+                (
+                    path,
+                    Mark(1, 1),
+                    "not a SOPS file (no 'sops' metadata); encrypt it with `sops --encrypt`",
+                )
             )
             continue
         for name, value in data.items():
@@ -146,17 +162,25 @@ def _read_secrets(folder: Folder, source: PipelineSource) -> None:
     folder.secret_files = tuple(found)
 
 
-def _add_secret(folder: Folder, path: str, doc: YamlDoc, name: str, value: Any, *, is_sops: bool) -> None:
+def _add_secret(
+    folder: Folder, path: str, doc: YamlDoc, name: str, value: Any, *, is_sops: bool
+) -> None:
     mark = doc.locate((name,), key=True)
     if not ENV_NAME_PATTERN.fullmatch(name):
-        folder.problems.append((path, mark, f"secret name {name!r} is not a valid environment variable name"))
+        folder.problems.append(
+            (path, mark, f"secret name {name!r} is not a valid environment variable name")
+        )
     elif not isinstance(value, str):
         # never echo the value: it may be a plain-text secret committed by mistake
         folder.problems.append((path, mark, f"secret {name!r}: the value must be a single string"))
     elif not is_sops and not value.startswith(FERNET_PREFIX):
         folder.problems.append(
-            (path, mark, f"secret {name!r}: the value is not a Fernet token; "
-             "encrypt it with `fastflow secrets encrypt`")
+            (
+                path,
+                mark,
+                f"secret {name!r}: the value is not a Fernet token; "
+                "encrypt it with `fastflow secrets encrypt`",
+            )
         )
     elif name in folder.secret_digests:
         folder.problems.append((path, mark, f"secret {name!r} is defined in both secrets files"))

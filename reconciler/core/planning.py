@@ -11,7 +11,14 @@ from typing import Any
 
 from reconciler.core.scheduling import format_tick, next_ticks, runs_per_day
 from reconciler.model.desired import DesiredState, Pipeline
-from reconciler.model.plans import ChangeKind, FieldChange, PipelineChange, Plan, ScheduleChange, ScheduleView
+from reconciler.model.plans import (
+    ChangeKind,
+    FieldChange,
+    PipelineChange,
+    Plan,
+    ScheduleChange,
+    ScheduleView,
+)
 from reconciler.model.specs import Schedule
 
 NEXT_TICKS = 5
@@ -24,7 +31,11 @@ def make_plan(base: DesiredState, head: DesiredState, now: datetime) -> Plan:
     for name in sorted(set(base.pipelines) | set(head.pipelines) | set(head.invalid)):
         old, new = base.pipelines.get(name), head.pipelines.get(name)
         if name in head.invalid:
-            changes.append(PipelineChange(name=name, kind=ChangeKind.INVALID, problems=list(head.invalid[name])))
+            changes.append(
+                PipelineChange(
+                    name=name, kind=ChangeKind.INVALID, problems=list(head.invalid[name])
+                )
+            )
         elif old is None and new is not None:
             changes.append(_describe(name, ChangeKind.ADDED, None, new, now))
         elif new is None and old is not None:
@@ -34,11 +45,19 @@ def make_plan(base: DesiredState, head: DesiredState, now: datetime) -> Plan:
                 unchanged += 1
                 continue
             change = _describe(name, ChangeKind.CHANGED, old, new, now)
-            if change.fields or change.schedules or change.secrets_added or change.secrets_removed or change.secrets_changed:
+            if (
+                change.fields
+                or change.schedules
+                or change.secrets_added
+                or change.secrets_removed
+                or change.secrets_changed
+            ):
                 changes.append(change)
             else:
                 unchanged += 1
-    settings = diff_fields(base.settings.model_dump(mode="json"), head.settings.model_dump(mode="json"), "settings")
+    settings = diff_fields(
+        base.settings.model_dump(mode="json"), head.settings.model_dump(mode="json"), "settings"
+    )
     return Plan(
         base=base.commit,
         head=head.commit,
@@ -50,7 +69,9 @@ def make_plan(base: DesiredState, head: DesiredState, now: datetime) -> Plan:
     )
 
 
-def _describe(name: str, kind: ChangeKind, old: Pipeline | None, new: Pipeline | None, now: datetime) -> PipelineChange:
+def _describe(
+    name: str, kind: ChangeKind, old: Pipeline | None, new: Pipeline | None, now: datetime
+) -> PipelineChange:
     before = old.spec.model_dump(mode="json", exclude={"schedules"}) if old else {}
     after = new.spec.model_dump(mode="json", exclude={"schedules"}) if new else {}
     old_secrets = old.secret_digests if old else {}
@@ -66,7 +87,9 @@ def _describe(name: str, kind: ChangeKind, old: Pipeline | None, new: Pipeline |
         runs_per_day_after=_per_day(new, now),
         secrets_added=sorted(set(new_secrets) - set(old_secrets)),
         secrets_removed=sorted(set(old_secrets) - set(new_secrets)),
-        secrets_changed=sorted(k for k in set(old_secrets) & set(new_secrets) if old_secrets[k] != new_secrets[k]),
+        secrets_changed=sorted(
+            k for k in set(old_secrets) & set(new_secrets) if old_secrets[k] != new_secrets[k]
+        ),
     )
 
 
@@ -80,14 +103,20 @@ def _keyed(schedules: list[Schedule]) -> dict[str, Schedule]:
     return {s.name or f"#{i}": s for i, s in enumerate(schedules)}
 
 
-def _schedule_changes(old: dict[str, Schedule], new: dict[str, Schedule], now: datetime) -> list[ScheduleChange]:
+def _schedule_changes(
+    old: dict[str, Schedule], new: dict[str, Schedule], now: datetime
+) -> list[ScheduleChange]:
     found = []
     for key in sorted(set(old) | set(new), key=lambda k: (k.startswith("#"), k)):
         before, after = old.get(key), new.get(key)
         if before == after:
             continue
         found.append(
-            ScheduleChange(key=key, before=_view(before, now) if before else None, after=_view(after, now) if after else None)
+            ScheduleChange(
+                key=key,
+                before=_view(before, now) if before else None,
+                after=_view(after, now) if after else None,
+            )
         )
     return found
 
@@ -103,7 +132,9 @@ def _view(schedule: Schedule, now: datetime) -> ScheduleView:
     )
 
 
-def diff_fields(before: dict[str, Any], after: dict[str, Any], prefix: str = "") -> list[FieldChange]:
+def diff_fields(
+    before: dict[str, Any], after: dict[str, Any], prefix: str = ""
+) -> list[FieldChange]:
     """Field-by-field differences of two JSON-like mappings, nested mappings flattened with dots."""
     changes = []
     for key in sorted(set(before) | set(after)):

@@ -12,7 +12,12 @@ from typing import Any
 from reconciler.model.plans import ChangeKind, FieldChange, PipelineChange, Plan, ScheduleView
 from reconciler.model.problems import Problem
 
-_SIGN = {ChangeKind.ADDED: "+", ChangeKind.REMOVED: "-", ChangeKind.CHANGED: "~", ChangeKind.INVALID: "!"}
+_SIGN = {
+    ChangeKind.ADDED: "+",
+    ChangeKind.REMOVED: "-",
+    ChangeKind.CHANGED: "~",
+    ChangeKind.INVALID: "!",
+}
 
 
 def _value(value: Any) -> str:
@@ -57,10 +62,18 @@ def _change_lines(change: PipelineChange) -> list[str]:
     lines = [_field_line(f) for f in change.fields]
     for schedule in change.schedules:
         lines.append(f"schedule {schedule.key}:")
-        lines += _schedule_lines("before", schedule.before) + _schedule_lines("after ", schedule.after)
+        lines += _schedule_lines("before", schedule.before) + _schedule_lines(
+            "after ", schedule.after
+        )
     if change.runs_per_day_before != change.runs_per_day_after:
-        lines.append(f"runs per day: {change.runs_per_day_before:g} -> {change.runs_per_day_after:g}")
-    for label, names in (("added", change.secrets_added), ("removed", change.secrets_removed), ("changed", change.secrets_changed)):
+        lines.append(
+            f"runs per day: {change.runs_per_day_before:g} -> {change.runs_per_day_after:g}"
+        )
+    for label, names in (
+        ("added", change.secrets_added),
+        ("removed", change.secrets_removed),
+        ("changed", change.secrets_changed),
+    ):
         if names:
             lines.append(f"secrets {label}: {', '.join(names)}")
     lines += [str(p) for p in change.problems]
@@ -75,17 +88,39 @@ def _schedule_lines(label: str, view: ScheduleView | None) -> list[str]:
 
 
 def render_plan_markdown(plan: Plan) -> str:
-    lines = [f"### Fast-Flow plan `{_short(plan.base)}` → `{_short(plan.head)}`", "", _summary(plan), ""]
+    lines = [
+        f"### Fast-Flow plan `{_short(plan.base)}` → `{_short(plan.head)}`",
+        "",
+        _summary(plan),
+        "",
+    ]
     if plan.changes:
         lines += ["| | pipeline | change | runs/day |", "|---|---|---|---|"]
         for c in plan.changes:
-            lines.append(f"| {_SIGN[c.kind]} | `{c.name}` | {c.kind.value} | {c.runs_per_day_before:g} → {c.runs_per_day_after:g} |")
+            lines.append(
+                f"| {_SIGN[c.kind]} | `{c.name}` | {c.kind.value} | {c.runs_per_day_before:g} → {c.runs_per_day_after:g} |"
+            )
     for change in plan.changes:
         details = _change_lines(change)
         if details:
-            lines += ["", f"<details><summary><code>{change.name}</code></summary>", "", "```", *details, "```", "</details>"]
+            lines += [
+                "",
+                f"<details><summary><code>{change.name}</code></summary>",
+                "",
+                "```",
+                *details,
+                "```",
+                "</details>",
+            ]
     if plan.settings_changes:
         lines += ["", "**Settings**", "", *[f"- `{_field_line(f)}`" for f in plan.settings_changes]]
     if plan.problems:
-        lines += ["", f"**{len(plan.problems)} validation problem(s)**", "", "```", *[str(p) for p in plan.problems], "```"]
+        lines += [
+            "",
+            f"**{len(plan.problems)} validation problem(s)**",
+            "",
+            "```",
+            *[str(p) for p in plan.problems],
+            "```",
+        ]
     return "\n".join(lines) + "\n"

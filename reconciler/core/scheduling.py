@@ -28,7 +28,7 @@ WEEK = timedelta(days=7)
 
 def next_ticks(schedule: Schedule, after: datetime, count: int) -> list[datetime]:
     """The next ``count`` fire times strictly after ``after`` (aware), as aware UTC datetimes."""
-    ticks = []
+    ticks: list[datetime] = []
     for tick in iter_ticks(schedule, after):
         ticks.append(tick)
         if len(ticks) >= count:
@@ -36,9 +36,11 @@ def next_ticks(schedule: Schedule, after: datetime, count: int) -> list[datetime
     return ticks
 
 
-def ticks_between(schedule: Schedule, start: datetime, end: datetime, limit: int = MAX_TICKS) -> list[datetime]:
+def ticks_between(
+    schedule: Schedule, start: datetime, end: datetime, limit: int = MAX_TICKS
+) -> list[datetime]:
     """Fire times in ``(start, end]``, at most ``limit`` of them."""
-    ticks = []
+    ticks: list[datetime] = []
     for tick in iter_ticks(schedule, start):
         if tick > end or len(ticks) >= limit:
             break

@@ -8,6 +8,7 @@ are generated from these classes (``reconciler.core.schemas``).
 
 from __future__ import annotations
 
+import functools
 import posixpath
 import re
 import zoneinfo
@@ -110,12 +111,15 @@ class Frozen(BaseModel):
     model_config = ConfigDict(strict=True, frozen=True, extra="forbid")
 
 
+@functools.lru_cache(maxsize=4096)
 def check_cron(expr: str) -> str:
     """A five-field cron expression or an ``@daily``-style alias; raises ``ValueError``."""
     text = " ".join(expr.split())
     if text.startswith("@"):
         if text not in CRON_ALIASES:
-            raise ValueError(f"{expr!r} is not a cron alias; use one of {', '.join(sorted(CRON_ALIASES))}")
+            raise ValueError(
+                f"{expr!r} is not a cron alias; use one of {', '.join(sorted(CRON_ALIASES))}"
+            )
         return text
     fields = text.split(" ")
     if len(fields) != 5:
@@ -133,14 +137,18 @@ def check_timezone(name: str) -> str:
     try:
         zoneinfo.ZoneInfo(name)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError) as exc:
-        raise ValueError(f"{name!r} is not a known time zone (IANA names such as 'Europe/Berlin')") from exc
+        raise ValueError(
+            f"{name!r} is not a known time zone (IANA names such as 'Europe/Berlin')"
+        ) from exc
     return name
 
 
 def check_env_names(env: dict[str, str]) -> dict[str, str]:
     for key in env:
         if key.upper().startswith(RESERVED_ENV_PREFIX):
-            raise ValueError(f"env name {key!r} is reserved: names starting with FASTFLOW_ are set by Fast-Flow")
+            raise ValueError(
+                f"env name {key!r} is reserved: names starting with FASTFLOW_ are set by Fast-Flow"
+            )
     return env
 
 
@@ -167,10 +175,14 @@ class Schedule(Frozen):
     """One trigger in time: ``{cron, timezone}`` or ``{every}``, with optional overrides."""
 
     cron: CronExpr | None = Field(None, description="five-field cron expression or @daily alias")
-    every: Duration | None = Field(None, description="fixed interval, anchored at 1970-01-01T00:00Z")
+    every: Duration | None = Field(
+        None, description="fixed interval, anchored at 1970-01-01T00:00Z"
+    )
     timezone: TimeZoneName = Field("UTC", description="IANA time zone the cron is read in")
     name: Annotated[str, Field(pattern=f"^{NAME_PATTERN.pattern}$")] | None = None
-    args: list[str] | None = Field(None, description="replaces the pipeline's args for this schedule")
+    args: list[str] | None = Field(
+        None, description="replaces the pipeline's args for this schedule"
+    )
     env: EnvMap = Field(default_factory=dict, description="added to the pipeline's env")
 
     @model_validator(mode="after")
@@ -224,7 +236,9 @@ class PipelineSpec(Frozen):
     description: str = ""
     entrypoint: Entrypoint = "main.py"
     args: list[str] = Field(default_factory=list)
-    python: str | None = Field(None, description="Python version for `uv run --python`, e.g. '3.12'")
+    python: str | None = Field(
+        None, description="Python version for `uv run --python`, e.g. '3.12'"
+    )
     image: str | None = Field(None, description="runner image (must contain uv)")
     schedules: list[Schedule] = Field(default_factory=list)
     on_push: bool = False
@@ -274,7 +288,9 @@ class RepoSettings(Frozen):
     """Reconciler settings that belong to the repository (``fastflow.yaml`` ``settings:``)."""
 
     max_parallel_runs: int = Field(4, ge=1, le=1000, description="runs executing at once")
-    note_max_runs: int = Field(20, ge=1, le=1000, description="run lines kept per pipeline per commit note")
+    note_max_runs: int = Field(
+        20, ge=1, le=1000, description="run lines kept per pipeline per commit note"
+    )
     log_retention: LogRetention = Field(default_factory=LogRetention)
 
 
