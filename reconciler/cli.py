@@ -7,19 +7,25 @@ revision or directory that does not exist.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import logging
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 
 from reconciler.adapters import gitrepo
 from reconciler.adapters.fstree import load_directory
 from reconciler.core.loading import Loader
 from reconciler.core.planning import make_plan
 from reconciler.core.reporting import render_plan_markdown, render_plan_text, render_problems
-from reconciler.errors import InvalidInputError
+from reconciler.errors import InvalidInputError, LaunchError
+from reconciler.executors.docker import DockerExecutor, DockerSettings
 from reconciler.model.desired import DesiredState
+from reconciler.model.runs import LogLine, RunOutcome, RunState, Stream
+from reconciler.runtime import oneshot
+from reconciler.settings import load_settings
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
 
@@ -61,6 +67,36 @@ def _parser() -> argparse.ArgumentParser:
     plan.add_argument(
         "--at", type=_instant, help="compute fire times from this ISO-8601 instant (default: now)"
     )
+
+    run = sub.add_parser(
+        "run",
+        help="run one pipeline once, now",
+        description=(
+            "Run PIPELINE once from a commit (default HEAD) in a throw-away container, stream its log "
+            "(stdout to stdout, stderr to stderr), and exit 0 when it succeeded, 1 otherwise."
+        ),
+    )
+    run.add_argument("pipeline")
+    run.add_argument("--repo", default=".", help="Git repository (default: .)")
+    run.add_argument("--rev", default="HEAD", help="commit to run (default: HEAD)")
+    run.add_argument(
+        "--data", type=Path, help="data directory (workspaces, uv cache); env FASTFLOW_DATA"
+    )
+    run.add_argument(
+        "--docker-host", help="Docker API, normally the socket proxy; env FASTFLOW_DOCKER_HOST"
+    )
+    run.add_argument(
+        "--ca-bundle",
+        type=Path,
+        help="CA bundle mounted into the container; env FASTFLOW_CA_BUNDLE",
+    )
+    run.add_argument(
+        "--allow-direct-socket",
+        action="store_true",
+        default=None,
+        help="allow a unix:// Docker host (bypasses the proxy)",
+    )
+    run.add_argument("--format", choices=("text", "json"), default="text", help="outcome format")
     return parser
 
 
@@ -85,6 +121,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _validate(args)
         if args.command == "plan":
             return _plan(args)
+        if args.command == "run":
+            return _run(args)
     except InvalidInputError as exc:
         print(f"fastflow: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -139,3 +177,65 @@ def _plan(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(render_plan_text(plan))
     return EXIT_OK if head.ok else EXIT_INVALID
+
+
+def _run(args: argparse.Namespace) -> int:
+    settings = load_settings(
+        data_dir=args.data,
+        docker_host=args.docker_host,
+        ca_bundle=args.ca_bundle,
+        allow_direct_socket=args.allow_direct_socket,
+    )
+    request, state = oneshot.prepare(settings, args.repo, args.rev, args.pipeline)
+    if request is None:
+        sys.stderr.write(render_problems(state.invalid[args.pipeline]))
+        print(f"fastflow: pipeline {args.pipeline!r} is invalid at this commit", file=sys.stderr)
+        return EXIT_INVALID
+    docker_settings = DockerSettings(
+        instance=f"{settings.instance}-cli",
+        data_dir=oneshot.data_dir_ready(settings.data_dir),
+        base_url=settings.docker_host,
+        ca_bundle=settings.ca_bundle,
+        allow_direct_socket=settings.allow_direct_socket,
+    )
+    try:
+        executor = DockerExecutor(docker_settings)
+    except LaunchError as exc:
+        print(f"fastflow: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        outcome = asyncio.run(oneshot.run_once(executor, request, _print_line))
+    except KeyboardInterrupt:
+        print(f"fastflow: run {request.run_id} cancelled", file=sys.stderr)
+        return 130
+    finally:
+        executor.close()
+    if args.format == "json":
+        print(outcome.model_dump_json(indent=2))
+    else:
+        print(_outcome_line(outcome), file=sys.stderr)
+    return EXIT_OK if outcome.state is RunState.SUCCEEDED else EXIT_INVALID
+
+
+def _print_line(line: LogLine) -> None:
+    target = sys.stdout if line.stream is Stream.STDOUT else sys.stderr
+    target.write(line.text + "\n")
+    target.flush()
+
+
+def _outcome_line(outcome: RunOutcome) -> str:
+    parts = [f"run {outcome.run_id}: {outcome.state.value}"]
+    if outcome.exit_code is not None:
+        parts.append(f"exit {outcome.exit_code}")
+    if outcome.duration_s is not None:
+        parts.append(f"{outcome.duration_s:.2f}s")
+    if outcome.setup_s is not None:
+        parts.append(f"setup {outcome.setup_s:.2f}s")
+    if outcome.uv_version:
+        parts.append(f"uv {outcome.uv_version}")
+    text = ", ".join(parts)
+    return (
+        f"{text}: {outcome.message}"
+        if outcome.message and outcome.state is not RunState.SUCCEEDED
+        else text
+    )

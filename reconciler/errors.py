@@ -3,7 +3,8 @@
     FastflowError
     ├── PermanentError          waits for a new commit or new input; retrying changes nothing
     │   ├── InvalidInputError   user input is wrong (bad revision, unreadable repository path)
-    │   └── SecretError         a secret cannot be decrypted (message names file and key, never a value)
+    │   ├── SecretError         a secret cannot be decrypted (names file and key, never a value)
+    │   └── LaunchError         the engine refuses this run (image missing, proxy says 403, ...)
     └── TemporaryError(delay_s) the world is not ready yet; retry after ``delay_s`` seconds
         ├── SourceUnavailableError   a remote or repository cannot be read right now
         └── ExecutorUnavailableError the Docker engine or its proxy does not answer
@@ -29,6 +30,10 @@ class InvalidInputError(PermanentError):
 
 class SecretError(PermanentError):
     """A secret file or value cannot be used; the message never contains a value."""
+
+
+class LaunchError(PermanentError):
+    """The backend cannot start this run as asked; the message names the cause."""
 
 
 class TemporaryError(FastflowError):
