@@ -16,15 +16,24 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from reconciler.adapters import gitrepo
+from reconciler.adapters.forge import StatusPoster
 from reconciler.adapters.fstree import load_directory
+from reconciler.adapters.gitnotes import NoteStore
 from reconciler.core.loading import Loader
+from reconciler.core.notes import combined_state, current_statuses, parse_lines, runs_of
 from reconciler.core.planning import make_plan
-from reconciler.core.reporting import render_plan_markdown, render_plan_text, render_problems
+from reconciler.core.reporting import (
+    render_plan_markdown,
+    render_plan_text,
+    render_problems,
+    render_status_text,
+)
 from reconciler.errors import InvalidInputError, LaunchError
 from reconciler.executors.docker import DockerExecutor, DockerSettings
 from reconciler.model.desired import DesiredState
 from reconciler.model.runs import LogLine, RunOutcome, RunState, Stream
 from reconciler.runtime import oneshot
+from reconciler.runtime.recording import Recorder
 from reconciler.settings import load_settings
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
@@ -97,6 +106,21 @@ def _parser() -> argparse.ArgumentParser:
         help="allow a unix:// Docker host (bypasses the proxy)",
     )
     run.add_argument("--format", choices=("text", "json"), default="text", help="outcome format")
+    run.add_argument(
+        "--no-record", action="store_true", help="do not write the run to the commit's note"
+    )
+
+    status = sub.add_parser(
+        "status",
+        help="commit statuses and runs recorded on a commit",
+        description=(
+            "Show the combined state, each status context and the runs recorded in the notes of REV. "
+            "Exit 1 when the combined state is failure."
+        ),
+    )
+    status.add_argument("rev", nargs="?", default="HEAD")
+    status.add_argument("--repo", default=".", help="Git repository (default: .)")
+    status.add_argument("--format", choices=("text", "json"), default="text")
     return parser
 
 
@@ -123,6 +147,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _plan(args)
         if args.command == "run":
             return _run(args)
+        if args.command == "status":
+            return _status(args)
     except InvalidInputError as exc:
         print(f"fastflow: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -186,7 +212,8 @@ def _run(args: argparse.Namespace) -> int:
         ca_bundle=args.ca_bundle,
         allow_direct_socket=args.allow_direct_socket,
     )
-    request, state = oneshot.prepare(settings, args.repo, args.rev, args.pipeline)
+    prepared = oneshot.prepare(settings, args.repo, args.rev, args.pipeline)
+    request, state = prepared.request, prepared.state
     if request is None:
         sys.stderr.write(render_problems(state.invalid[args.pipeline]))
         print(f"fastflow: pipeline {args.pipeline!r} is invalid at this commit", file=sys.stderr)
@@ -204,7 +231,12 @@ def _run(args: argparse.Namespace) -> int:
         print(f"fastflow: {exc}", file=sys.stderr)
         return EXIT_USAGE
     try:
-        outcome = asyncio.run(oneshot.run_once(executor, request, _print_line))
+        recorder = None
+        if not args.no_record:
+            store = NoteStore(prepared.git_dir, max_runs=state.settings.note_max_runs)
+            poster = StatusPoster(settings.forge) if settings.forge else None
+            recorder = Recorder(store, poster, settings.site_url)
+        outcome = asyncio.run(oneshot.run_once(executor, request, _print_line, recorder))
     except KeyboardInterrupt:
         print(f"fastflow: run {request.run_id} cancelled", file=sys.stderr)
         return 130
@@ -239,3 +271,27 @@ def _outcome_line(outcome: RunOutcome) -> str:
         if outcome.message and outcome.state is not RunState.SUCCEEDED
         else text
     )
+
+
+def _status(args: argparse.Namespace) -> int:
+    repo = gitrepo.open_repo(args.repo)
+    commit = gitrepo.resolve_commit(repo, args.rev)
+    lines = parse_lines(NoteStore(repo.path).read(str(commit.id)))
+    statuses = current_statuses(lines)
+    combined = combined_state(statuses.values())
+    runs = runs_of(lines)
+    info = gitrepo.describe_commit(commit)
+    if args.format == "json":
+        document = {
+            "commit": info.id,
+            "summary": info.summary,
+            "state": combined.value,
+            "statuses": [s.model_dump(mode="json") for s in statuses.values()],
+            "runs": [r.model_dump(mode="json") for r in runs],
+        }
+        print(json.dumps(document, indent=2))
+    else:
+        sys.stdout.write(
+            render_status_text(info.id, info.summary, combined, list(statuses.values()), runs)
+        )
+    return EXIT_INVALID if combined.value == "failure" else EXIT_OK

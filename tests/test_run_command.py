@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -70,3 +71,45 @@ def test_unknown_pipeline_is_a_usage_error(repo: GitRepo, tmp_path: Path) -> Non
     done = fastflow("run", "nope", "--repo", str(repo.path), data=tmp_path / "data")
     assert done.returncode == 2
     assert "no pipeline named 'nope'" in done.stderr and "broken, hello" in done.stderr
+
+
+def test_run_is_recorded_in_the_commit_note_and_shown_by_status(
+    repo: GitRepo, tmp_path: Path
+) -> None:
+    done = fastflow("run", "broken", "--repo", str(repo.path), data=tmp_path / "data")
+    assert done.returncode == 1
+    status = fastflow(
+        "status", "--repo", str(repo.path), "--format", "json", data=tmp_path / "data"
+    )
+    assert status.returncode == 1  # the combined state is failure
+    document = json.loads(status.stdout)
+    assert document["state"] == "failure"
+    [context] = document["statuses"]
+    assert context["context"] == "fastflow/run/broken" and context["state"] == "failure"
+    assert context["description"].startswith("failed: exit 4 in ")
+    [run] = document["runs"]
+    assert (run["pipeline"], run["trigger"], run["state"], run["exit_code"], run["attempt"]) == (
+        "broken",
+        "manual",
+        "failed",
+        4,
+        1,
+    )
+    assert run["uv_version"] == "0.13.9"
+    text = fastflow("status", "--repo", str(repo.path), data=tmp_path / "data")
+    assert "state: failure" in text.stdout and "fastflow/run/broken  failure" in text.stdout
+    log = subprocess.run(
+        ["git", "log", "-1", "--notes=fastflow"], cwd=repo.path, capture_output=True, text=True
+    )
+    assert '"type":"run"' in log.stdout
+
+
+def test_no_record_leaves_no_note(repo: GitRepo, tmp_path: Path) -> None:
+    assert (
+        fastflow(
+            "run", "hello", "--repo", str(repo.path), "--no-record", data=tmp_path / "data"
+        ).returncode
+        == 0
+    )
+    status = fastflow("status", "--repo", str(repo.path), data=tmp_path / "data")
+    assert status.returncode == 0 and "(nothing recorded on this commit)" in status.stdout

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from reconciler.model.notes import RunLine, StatusLine, StatusState
 from reconciler.model.plans import ChangeKind, FieldChange, PipelineChange, Plan, ScheduleView
 from reconciler.model.problems import Problem
 
@@ -123,4 +124,45 @@ def render_plan_markdown(plan: Plan) -> str:
             *[str(p) for p in plan.problems],
             "```",
         ]
+    return "\n".join(lines) + "\n"
+
+
+def _when(moment: object) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%SZ") if hasattr(moment, "strftime") else "-"
+
+
+def render_status_text(
+    commit: str,
+    summary: str,
+    combined: StatusState,
+    statuses: list[StatusLine],
+    runs: list[RunLine],
+) -> str:
+    """``fastflow status``: the combined state, every context, and the runs on one commit."""
+    lines = [f"commit {commit[:12]}  {summary}", f"state: {combined.value}"]
+    if statuses:
+        width = max(len(s.context) for s in statuses)
+        lines.append("")
+        for status in statuses:
+            lines.append(
+                f"  {status.context:<{width}}  {status.state.value:<7}  {_when(status.at)}  {status.description}"
+            )
+    if runs:
+        lines += ["", "runs (newest first):"]
+        for run in runs:
+            exit_text = f"exit {run.exit_code}" if run.exit_code is not None else ""
+            took = f"{run.duration_s:.2f}s" if run.duration_s is not None else ""
+            fields = [
+                _when(run.at),
+                run.pipeline,
+                run.trigger,
+                f"attempt {run.attempt}",
+                run.state,
+                exit_text,
+                took,
+                run.run_id,
+            ]
+            lines.append("  " + "  ".join(f for f in fields if f))
+    if not statuses and not runs:
+        lines.append("(nothing recorded on this commit)")
     return "\n".join(lines) + "\n"
