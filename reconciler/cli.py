@@ -17,7 +17,7 @@ from pathlib import Path
 
 from reconciler.adapters import gitrepo
 from reconciler.adapters.forge import StatusPoster
-from reconciler.adapters.fstree import load_directory
+from reconciler.adapters.fstree import load_directory, read_pipeline_file
 from reconciler.adapters.gitnotes import NoteStore
 from reconciler.core.loading import Loader
 from reconciler.core.notes import combined_state, current_statuses, parse_lines, runs_of
@@ -28,12 +28,13 @@ from reconciler.core.reporting import (
     render_problems,
     render_status_text,
 )
-from reconciler.errors import InvalidInputError, LaunchError
+from reconciler.errors import InvalidInputError, LaunchError, SecretError
 from reconciler.executors.docker import DockerExecutor, DockerSettings
 from reconciler.model.desired import DesiredState
 from reconciler.model.runs import LogLine, RunOutcome, RunState, Stream
-from reconciler.runtime import oneshot
+from reconciler.runtime import oneshot, secrettools
 from reconciler.runtime.recording import Recorder
+from reconciler.runtime.unlocking import Kinds, ReadSecretFile, Unlocker
 from reconciler.settings import load_settings
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
@@ -60,6 +61,14 @@ def _parser() -> argparse.ArgumentParser:
         help="validate this commit of the Git repository at DIR instead of the files on disk",
     )
     validate.add_argument("--format", choices=("text", "json"), default="text")
+    validate.add_argument(
+        "--no-decrypt",
+        action="store_true",
+        help=(
+            "do not try to decrypt secrets (by default each kind is decrypted when its keys are configured: "
+            "SOPS_AGE_KEY_FILE / SOPS_AGE_KEY for SOPS, FASTFLOW_FERNET_KEYS for Fernet)"
+        ),
+    )
 
     plan = sub.add_parser(
         "plan",
@@ -110,6 +119,43 @@ def _parser() -> argparse.ArgumentParser:
         "--no-record", action="store_true", help="do not write the run to the commit's note"
     )
 
+    secrets = sub.add_parser(
+        "secrets",
+        help="keys, encryption, rotation and checks of secrets",
+        description=(
+            "Work with SOPS (age) and Fernet secrets. Values are read from arguments or stdin and never printed "
+            "in plain text."
+        ),
+    )
+    verbs = secrets.add_subparsers(dest="verb", required=True, metavar="VERB")
+    keygen = verbs.add_parser(
+        "keygen", help="print a new Fernet key (or, with --age, a new age identity)"
+    )
+    keygen.add_argument("--age", action="store_true", help="make an age identity with age-keygen")
+    encrypt = verbs.add_parser(
+        "encrypt", help="encrypt a value (Fernet) or a file (Fernet or SOPS)"
+    )
+    kind = encrypt.add_mutually_exclusive_group(required=True)
+    kind.add_argument("--fernet", action="store_true", help="with FASTFLOW_FERNET_KEYS' newest key")
+    kind.add_argument(
+        "--sops", action="store_true", help="through `sops encrypt`, honouring .sops.yaml"
+    )
+    encrypt.add_argument("value", nargs="?", help="the value (Fernet only; default: read stdin)")
+    encrypt.add_argument("--file", type=Path, help="encrypt this YAML KEY: value file in place")
+    rotate = verbs.add_parser(
+        "rotate", help="re-encrypt Fernet files with the newest key; update SOPS recipients"
+    )
+    rotate.add_argument("--repo", type=Path, default=Path("."))
+    rotate.add_argument(
+        "--new-data-key",
+        action="store_true",
+        help="SOPS: also make a new data key (sops rotate): after removing a recipient or a leak",
+    )
+    check = verbs.add_parser(
+        "check", help="recipients match .sops.yaml; every secret decrypts with the keys at hand"
+    )
+    check.add_argument("dir", nargs="?", type=Path, default=Path("."))
+
     status = sub.add_parser(
         "status",
         help="commit statuses and runs recorded on a commit",
@@ -149,18 +195,31 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run(args)
         if args.command == "status":
             return _status(args)
+        if args.command == "secrets":
+            return _secrets(args)
     except InvalidInputError as exc:
         print(f"fastflow: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except SecretError as exc:
+        print(f"fastflow: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    except FileNotFoundError as exc:
+        print(f"fastflow: no such file: {exc.filename}", file=sys.stderr)
         return EXIT_USAGE
     raise AssertionError(f"unhandled command {args.command!r}")
 
 
 def _validate(args: argparse.Namespace) -> int:
+    kinds = Kinds.configured()
     if args.rev:
         repo = gitrepo.open_repo(args.dir)
         state = gitrepo.load_commit(repo, gitrepo.resolve_commit(repo, args.rev))
+        read: ReadSecretFile = lambda p, f: gitrepo.read_file(repo, p.tree_id, f)  # noqa: E731
     else:
         state = load_directory(args.dir)
+        read = lambda p, f: read_pipeline_file(args.dir, p.name, f)  # noqa: E731
+    if not args.no_decrypt and (kinds.sops or kinds.fernet):
+        state, _ = Unlocker(kinds=kinds).unlock(state, read)
     if args.format == "json":
         print(json.dumps(_validation_json(state), indent=2))
     else:
@@ -236,7 +295,9 @@ def _run(args: argparse.Namespace) -> int:
             store = NoteStore(prepared.git_dir, max_runs=state.settings.note_max_runs)
             poster = StatusPoster(settings.forge) if settings.forge else None
             recorder = Recorder(store, poster, settings.site_url)
-        outcome = asyncio.run(oneshot.run_once(executor, request, _print_line, recorder))
+        outcome = asyncio.run(
+            oneshot.run_once(executor, request, _print_line, recorder, prepared.secrets)
+        )
     except KeyboardInterrupt:
         print(f"fastflow: run {request.run_id} cancelled", file=sys.stderr)
         return 130
@@ -295,3 +356,49 @@ def _status(args: argparse.Namespace) -> int:
             render_status_text(info.id, info.summary, combined, list(statuses.values()), runs)
         )
     return EXIT_INVALID if combined.value == "failure" else EXIT_OK
+
+
+def _secrets(args: argparse.Namespace) -> int:
+    if args.verb == "keygen":
+        sys.stdout.write(
+            secrettools.age_keygen() if args.age else secrettools.fernet_keygen() + "\n"
+        )
+        return EXIT_OK
+    if args.verb == "encrypt":
+        return _encrypt(args)
+    if args.verb == "rotate":
+        done = []
+        if any(secrettools.secret_files(args.repo, "secrets.fernet.yaml")):
+            done += secrettools.rotate_fernet(args.repo)
+        done += secrettools.rotate_sops(args.repo, new_data_key=args.new_data_key)
+        for item in done:
+            print(f"{item.path}: {item.what}")
+        if not args.new_data_key and any(secrettools.secret_files(args.repo, "secrets.sops.yaml")):
+            print(
+                "note: SOPS values keep their data key; after removing a recipient use --new-data-key",
+                file=sys.stderr,
+            )
+        return EXIT_OK
+    problems = secrettools.check(args.dir)
+    for problem in problems:
+        print(problem)
+    print(
+        f"{len(problems)} problem(s)" if problems else "ok: every secret decrypts", file=sys.stderr
+    )
+    return EXIT_INVALID if problems else EXIT_OK
+
+
+def _encrypt(args: argparse.Namespace) -> int:
+    if args.file is not None:
+        if args.sops:
+            secrettools.encrypt_sops_file(args.file)
+            print(f"{args.file}: encrypted with sops", file=sys.stderr)
+        else:
+            count = secrettools.encrypt_fernet_file(args.file)
+            print(f"{args.file}: {count} value(s) encrypted with Fernet", file=sys.stderr)
+        return EXIT_OK
+    if args.sops:
+        raise InvalidInputError("sops encrypts files: use --sops --file secrets.sops.yaml")
+    value = args.value if args.value is not None else sys.stdin.read().rstrip("\n")
+    print(secrettools.encrypt_value(value))
+    return EXIT_OK

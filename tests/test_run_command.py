@@ -86,7 +86,9 @@ def test_run_is_recorded_in_the_commit_note_and_shown_by_status(
     assert document["state"] == "failure"
     [context] = document["statuses"]
     assert context["context"] == "fastflow/run/broken" and context["state"] == "failure"
-    assert context["description"].startswith("failed: exit 4 in ")
+    assert context["description"].startswith("failed (exit 4, ") and context[
+        "description"
+    ].endswith("s)")
     [run] = document["runs"]
     assert (run["pipeline"], run["trigger"], run["state"], run["exit_code"], run["attempt"]) == (
         "broken",

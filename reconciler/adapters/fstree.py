@@ -86,3 +86,8 @@ def _scan(folder: Path) -> tuple[str, tuple[tuple[FileEntry, ...], dict[str, byt
                 if wants_blob(rel, info.st_size):
                     blobs[rel] = data
     return digest.hexdigest(), (tuple(files), blobs)
+
+
+def read_pipeline_file(root: str | os.PathLike[str], pipeline: str, name: str) -> bytes | None:
+    path = Path(root) / PIPELINES_DIR / pipeline / name
+    return path.read_bytes() if path.is_file() and not path.is_symlink() else None

@@ -122,3 +122,12 @@ def load_commit(
         config,
         commit=str(commit.id),
     )
+
+
+def read_file(repo: pygit2.Repository, tree_id: str, path: str) -> bytes | None:
+    """The bytes of ``path`` inside the tree ``tree_id``, ``None`` when absent or not a file."""
+    tree = repo.get(tree_id)
+    if not isinstance(tree, pygit2.Tree) or path not in tree:
+        return None
+    blob = tree[path]
+    return blob.data if isinstance(blob, pygit2.Blob) else None

@@ -62,7 +62,7 @@ def run_status(
     """The ``fastflow/run/<pipeline>`` status for a run in ``state``."""
     description = state.value.replace("_", " ")
     if detail:
-        description = f"{description}: {detail}"
+        description = f"{description} ({detail})"
     return StatusLine(
         at=now,
         context=run_context(pipeline),
@@ -77,5 +77,5 @@ def outcome_detail(outcome: RunOutcome) -> str:
     if outcome.exit_code is not None and outcome.state is not RunState.SUCCEEDED:
         parts.append(f"exit {outcome.exit_code}")
     if outcome.duration_s is not None:
-        parts.append(f"in {outcome.duration_s:.1f}s")
-    return " ".join(parts)
+        parts.append(f"{outcome.duration_s:.1f}s")
+    return ", ".join(parts)

@@ -239,6 +239,9 @@ class DockerExecutor:
     def _read_stream(
         self, ref: str, stream: Stream, since: datetime | None
     ) -> Iterator[tuple[datetime, str]]:
+        """Lines of one stream. Docker stores a line longer than 16 KiB as several partial
+        entries, each with its own timestamp; they are joined back into one line here, so a
+        secret split at that boundary is still whole when it is masked."""
         chunks = self._api.logs(
             ref,
             stdout=stream is Stream.STDOUT,
@@ -248,14 +251,17 @@ class DockerExecutor:
             timestamps=True,
             since=since.timestamp() if since else None,
         )
-        partial = b""
+        held, held_at = "", None
         for chunk in chunks:
-            partial += chunk
-            *lines, partial = partial.split(b"\n")
-            for raw in lines:
-                yield _parse_line(raw)
-        if partial:
-            yield _parse_line(partial)
+            for entry in _entries(chunk):
+                at, text = _parse_line(entry.rstrip(b"\n"))
+                if entry.endswith(b"\n"):
+                    yield held_at or at, held + text
+                    held, held_at = "", None
+                else:
+                    held, held_at = held + text, held_at or at
+        if held:
+            yield held_at or datetime.now(UTC), held
 
     def _is_running(self, ref: str) -> bool:
         try:
@@ -425,6 +431,18 @@ def _explain(exc: docker.errors.APIError, image: str) -> str:
     if status == 403:
         return f"the Docker API refused the request (403): is the socket proxy allowing containers? {detail}"
     return f"the Docker engine could not start the container ({status}): {detail}"
+
+
+def _entries(chunk: bytes) -> Iterator[bytes]:
+    """Split a chunk into log entries, keeping each entry's newline (a partial entry has none)."""
+    start = 0
+    while start < len(chunk):
+        end = chunk.find(b"\n", start)
+        if end == -1:
+            yield chunk[start:]
+            return
+        yield chunk[start : end + 1]
+        start = end + 1
 
 
 def _parse_line(raw: bytes) -> tuple[datetime, str]:

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -23,8 +23,10 @@ from reconciler.errors import InvalidInputError
 from reconciler.executors.base import Executor
 from reconciler.model.desired import DesiredState
 from reconciler.model.runs import LogLine, RunOutcome, RunRequest, Trigger
+from reconciler.model.secrets import SecretValue
 from reconciler.runtime.recording import Recorder
 from reconciler.runtime.runs import execute
+from reconciler.runtime.unlocking import Unlocker
 from reconciler.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -35,6 +37,7 @@ class Prepared:
     request: RunRequest | None  # None: the pipeline is invalid at this commit
     state: DesiredState
     git_dir: str
+    secrets: dict[str, SecretValue] = field(default_factory=dict)
 
 
 def prepare(settings: Settings, repo_path: str, rev: str, name: str) -> Prepared:
@@ -42,6 +45,7 @@ def prepare(settings: Settings, repo_path: str, rev: str, name: str) -> Prepared
     repo = gitrepo.open_repo(repo_path)
     commit = gitrepo.resolve_commit(repo, rev)
     state = gitrepo.load_commit(repo, commit)
+    state, secrets = Unlocker().unlock(state, lambda p, f: gitrepo.read_file(repo, p.tree_id, f))
     if name in state.invalid:
         return Prepared(None, state, repo.path)
     pipeline = state.pipelines.get(name)
@@ -61,7 +65,7 @@ def prepare(settings: Settings, repo_path: str, rev: str, name: str) -> Prepared
         workspace=str(workspace),
         default_image=settings.runner_image,
     )
-    return Prepared(request, state, repo.path)
+    return Prepared(request, state, repo.path, secrets.get(name, {}))
 
 
 async def run_once(
@@ -69,6 +73,7 @@ async def run_once(
     request: RunRequest,
     on_line: Callable[[LogLine], None],
     recorder: Recorder | None = None,
+    secrets: Mapping[str, SecretValue] | None = None,
 ) -> RunOutcome:
     """Run and, with a ``recorder``, leave the same trace in Git as a scheduled run."""
     logger.info("run %s: %s at %s", request.run_id, request.pipeline, request.commit[:12])
@@ -80,7 +85,7 @@ async def run_once(
 
     if recorder is not None:
         await recorder.started(request)
-    outcome = await execute(executor, request, sink)
+    outcome = await execute(executor, request, sink, secrets)
     if recorder is not None:
         await recorder.finished(request, outcome, list(tail))
     return outcome

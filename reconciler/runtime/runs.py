@@ -11,9 +11,11 @@ import logging
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 
+from reconciler.core.redacting import Redactor
 from reconciler.errors import LaunchError, TemporaryError
 from reconciler.executors.base import Executor, RunHandle
 from reconciler.model.runs import LogLine, RunOutcome, RunRequest, RunState
+from reconciler.model.secrets import SecretValue
 
 logger = logging.getLogger(__name__)
 LineSink = Callable[[LogLine], None]
@@ -23,9 +25,32 @@ async def execute(
     executor: Executor,
     request: RunRequest,
     on_line: LineSink,
-    secrets: Mapping[str, str] | None = None,
+    secrets: Mapping[str, SecretValue] | None = None,
 ) -> RunOutcome:
-    """Run ``request`` once; ``on_line`` receives every log line in arrival order."""
+    """Run ``request`` once; ``on_line`` receives every log line, masked, in arrival order.
+
+    Secret values go to the executor as environment variables and are masked (``***``) in every
+    line and in the outcome's message before anything else sees them.
+    """
+    redactor = Redactor(v.reveal() for v in (secrets or {}).values())
+    revealed = {k: v.reveal() for k, v in (secrets or {}).items()}
+    outcome = await _execute(executor, request, _masking(on_line, redactor), revealed)
+    return (
+        outcome.model_copy(update={"message": redactor.redact(outcome.message)})
+        if redactor
+        else outcome
+    )
+
+
+def _masking(on_line: LineSink, redactor: Redactor) -> LineSink:
+    if not redactor:
+        return on_line
+    return lambda line: on_line(line.model_copy(update={"text": redactor.redact(line.text)}))
+
+
+async def _execute(
+    executor: Executor, request: RunRequest, on_line: LineSink, secrets: dict[str, str]
+) -> RunOutcome:
     try:
         handle = await executor.launch(request, secrets)
     except (LaunchError, TemporaryError) as exc:

@@ -6,6 +6,7 @@
 
 import csv
 import io
+import os
 import sys
 from datetime import UTC, datetime
 
@@ -20,7 +21,9 @@ def main(argv: list[str]) -> int:
     for currency, rate in sorted(RATES.items()):
         writer.writerow([datetime.now(UTC).isoformat(timespec="seconds"), currency, rate])
     print(out.getvalue(), end="")
-    print(f"extracted {len(RATES)} rates (full={full})", file=sys.stderr)
+    token = os.environ.get("API_TOKEN", "")
+    # Printing a secret is a mistake, but a safe one: Fast-Flow masks it as *** everywhere.
+    print(f"extracted {len(RATES)} rates (full={full}) with token {token}", file=sys.stderr)
     return 0
 
 
