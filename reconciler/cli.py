@@ -10,11 +10,13 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+from reconciler import serving
 from reconciler.adapters import gitrepo
 from reconciler.adapters.forge import StatusPoster
 from reconciler.adapters.fstree import load_directory, read_pipeline_file
@@ -33,6 +35,7 @@ from reconciler.executors.docker import DockerExecutor, DockerSettings
 from reconciler.model.desired import DesiredState
 from reconciler.model.runs import LogLine, RunOutcome, RunState, Stream
 from reconciler.runtime import oneshot, secrettools
+from reconciler.runtime.app import ServeOptions
 from reconciler.runtime.recording import Recorder
 from reconciler.runtime.unlocking import Kinds, ReadSecretFile, Unlocker
 from reconciler.settings import load_settings
@@ -119,6 +122,37 @@ def _parser() -> argparse.ArgumentParser:
         "--no-record", action="store_true", help="do not write the run to the commit's note"
     )
 
+    serve = sub.add_parser(
+        "serve",
+        help="run the reconciler and the status site",
+        description=(
+            "Watch (local path) or fetch (URL) the repository, validate every branch head, apply the tracked "
+            "branch, run pipelines on schedule, on push, after others and on Fastflow-Run trailers, and serve "
+            "the status site. Settings also come from FASTFLOW_* variables (see README)."
+        ),
+    )
+    serve.add_argument(
+        "--repo", default=os.environ.get("FASTFLOW_REPO"), help="URL or path; env FASTFLOW_REPO"
+    )
+    serve.add_argument("--branch", default=os.environ.get("FASTFLOW_BRANCH", "main"))
+    serve.add_argument("--data", type=Path, help="data directory; env FASTFLOW_DATA")
+    serve.add_argument("--listen", default=os.environ.get("FASTFLOW_LISTEN", "127.0.0.1:8080"))
+    serve.add_argument(
+        "--interval",
+        type=float,
+        default=float(os.environ.get("FASTFLOW_INTERVAL", "60")),
+        help="seconds between fetches (default 60); env FASTFLOW_INTERVAL",
+    )
+    serve.add_argument(
+        "--docker-host", help="Docker API (the socket proxy); env FASTFLOW_DOCKER_HOST"
+    )
+    serve.add_argument(
+        "--ca-bundle", type=Path, help="CA bundle for runner containers; env FASTFLOW_CA_BUNDLE"
+    )
+    serve.add_argument("--instance", help="io.fastflow.instance label value; env FASTFLOW_INSTANCE")
+    serve.add_argument("--allow-direct-socket", action="store_true", default=None)
+    serve.add_argument("--no-push-notes", action="store_true", help="keep notes in the mirror only")
+
     secrets = sub.add_parser(
         "secrets",
         help="keys, encryption, rotation and checks of secrets",
@@ -186,6 +220,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.WARNING - 10 * min(args.verbose, 2),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    logging.getLogger("watchfiles").setLevel(logging.WARNING)
     try:
         if args.command == "validate":
             return _validate(args)
@@ -195,6 +230,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run(args)
         if args.command == "status":
             return _status(args)
+        if args.command == "serve":
+            return _serve(args)
         if args.command == "secrets":
             return _secrets(args)
     except InvalidInputError as exc:
@@ -401,4 +438,45 @@ def _encrypt(args: argparse.Namespace) -> int:
         raise InvalidInputError("sops encrypts files: use --sops --file secrets.sops.yaml")
     value = args.value if args.value is not None else sys.stdin.read().rstrip("\n")
     print(secrettools.encrypt_value(value))
+    return EXIT_OK
+
+
+def _serve(args: argparse.Namespace) -> int:
+    if not args.repo:
+        raise InvalidInputError("--repo (or FASTFLOW_REPO) is required: a Git URL or a local path")
+    settings = load_settings(
+        data_dir=args.data,
+        docker_host=args.docker_host,
+        ca_bundle=args.ca_bundle,
+        instance=args.instance,
+        allow_direct_socket=args.allow_direct_socket,
+    )
+    try:
+        listen = serving.Listen.parse(args.listen)
+    except ValueError as exc:
+        raise InvalidInputError(str(exc)) from None
+    options = ServeOptions(
+        source=args.repo,
+        branch=args.branch,
+        interval_s=args.interval,
+        webhook_secret=os.environ.get("FASTFLOW_WEBHOOK_SECRET") or None,
+        push_notes=not args.no_push_notes,
+    )
+    executor = DockerExecutor(
+        DockerSettings(
+            instance=settings.instance,
+            data_dir=oneshot.data_dir_ready(settings.data_dir),
+            base_url=settings.docker_host,
+            ca_bundle=settings.ca_bundle,
+            allow_direct_socket=settings.allow_direct_socket,
+        )
+    )
+    try:
+        asyncio.run(
+            serving.serve(
+                options, settings, executor, listen, token=os.environ.get("FASTFLOW_TOKEN") or None
+            )
+        )
+    finally:
+        executor.close()
     return EXIT_OK

@@ -161,6 +161,24 @@ class NoteStore:
                 time.sleep(min(2.0, 0.05 * 2**attempt) * random.uniform(0.5, 1.0))
         raise NotesConflictError(f"could not push {self.ref} after {attempts} attempts")
 
+    def pull(self, url: str, callbacks: pygit2.RemoteCallbacks | None = None) -> bool:
+        """Fetch another repository's notes and merge them into ours (no push). Two local
+        repositories stay in step with a ``pull`` in each direction; libgit2 cannot push into a
+        non-bare repository, but it can always fetch from one."""
+        tracking = f"refs/fastflow/remote-notes/{hashlib.sha1(url.encode()).hexdigest()[:12]}"
+        with self._lock:
+            remote = self.repo.remotes.create_anonymous(url)
+            try:
+                remote.fetch([f"+{self.ref}:{tracking}"], callbacks=callbacks)
+            except pygit2.GitError as exc:
+                if (
+                    "couldn't find remote ref" in str(exc).lower()
+                    or "not found" in str(exc).lower()
+                ):
+                    return False
+                raise SourceUnavailableError(f"cannot fetch notes: {exc}") from exc
+            return self._merge_from(tracking) if tracking in self.repo.references else False
+
     def _merge_from(self, tracking: str) -> bool:
         theirs = self.repo.references[tracking].peel(pygit2.Commit)
         for _ in range(50):

@@ -13,6 +13,8 @@ shared uv cache. ``FASTFLOW_*`` variables describe the run to the code.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from reconciler.model.desired import Layout, Pipeline
 from reconciler.model.runs import RunRequest, Trigger
 from reconciler.model.specs import NetworkMode
@@ -102,6 +104,8 @@ def make_request(
     attempt: int = 1,
     args: list[str] | None = None,
     extra_env: dict[str, str] | None = None,
+    scheduled_for: datetime | None = None,
+    schedule: str | None = None,
 ) -> RunRequest:
     """Everything the executor needs for one attempt of ``pipeline`` at ``commit``."""
     spec = pipeline.spec
@@ -126,4 +130,6 @@ def make_request(
         resources=spec.resources,
         network=spec.network,
         timeout_s=spec.timeout.total_seconds(),
+        scheduled_for=scheduled_for,
+        schedule=schedule,
     )

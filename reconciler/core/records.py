@@ -30,24 +30,27 @@ def run_line(
     log_tail: list[str] | None = None,
     scheduled_for: datetime | None = None,
 ) -> RunLine:
-    return RunLine(
-        at=now,
-        run_id=request.run_id,
-        pipeline=request.pipeline,
-        trigger=request.trigger.value,
-        attempt=request.attempt,
-        state=outcome.state.value,
-        exit_code=outcome.exit_code,
-        scheduled_for=scheduled_for,
-        started_at=outcome.started_at,
-        finished_at=outcome.finished_at,
-        duration_s=outcome.duration_s,
-        setup_s=outcome.setup_s,
-        image=outcome.image or request.image,
-        image_id=outcome.image_id,
-        uv_version=outcome.uv_version,
-        message=outcome.message,
-        log_tail=list((log_tail or [])[-LOG_TAIL_LINES:]),
+    return RunLine.model_validate(
+        dict(
+            at=now,
+            run_id=request.run_id,
+            pipeline=request.pipeline,
+            trigger=request.trigger.value,
+            attempt=request.attempt,
+            state=outcome.state.value,
+            exit_code=outcome.exit_code,
+            scheduled_for=scheduled_for or request.scheduled_for,
+            started_at=outcome.started_at,
+            finished_at=outcome.finished_at,
+            duration_s=outcome.duration_s,
+            setup_s=outcome.setup_s,
+            image=outcome.image or request.image,
+            image_id=outcome.image_id,
+            uv_version=outcome.uv_version,
+            message=outcome.message,
+            log_tail=list((log_tail or [])[-LOG_TAIL_LINES:]),
+            **({"schedule": request.schedule} if request.schedule else {}),
+        )
     )
 
 

@@ -112,3 +112,66 @@ def format_tick(tick: datetime, timezone: str) -> str:
     local = tick.astimezone(ZoneInfo(timezone))
     offset = local.strftime("%z")
     return f"{local:%Y-%m-%d %H:%M} {local.tzname()} ({offset[:3]}:{offset[3:]})"
+
+
+_DAYS = ["Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"]
+_ALIASES = {
+    "@hourly": "every hour",
+    "@daily": "every day at 00:00",
+    "@midnight": "every day at 00:00",
+    "@weekly": "every Sunday at 00:00",
+    "@monthly": "on the 1st of every month at 00:00",
+    "@yearly": "every 1 January at 00:00",
+    "@annually": "every 1 January at 00:00",
+}
+
+
+def _plural(count: int, unit: str) -> str:
+    return f"every {unit}" if count == 1 else f"every {count} {unit}s"
+
+
+def _every_words(seconds: int) -> str:
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds % size == 0:
+            return _plural(seconds // size, unit)
+    return _plural(seconds, "second")
+
+
+def _days_words(field: str) -> str | None:
+    if field in ("*", "?"):
+        return None
+    if field == "1-5":
+        return "Monday to Friday"
+    if field in ("0,6", "6,0", "6-7"):
+        return "Saturday and Sunday"
+    if field.isdigit() and int(field) <= 7:
+        return _DAYS[int(field) % 7]
+    return f"days {field}"
+
+
+def describe_schedule(schedule: Schedule) -> str:
+    """A schedule in words, e.g. ``every day at 02:30 (Europe/Berlin)``; falls back to the expression."""
+    if schedule.every is not None:
+        return _every_words(int(schedule.every.total_seconds()))
+    expr = schedule.cron or ""
+    zone = f" ({schedule.timezone})" if schedule.timezone != "UTC" else " (UTC)"
+    if expr in _ALIASES:
+        return _ALIASES[expr] + zone
+    minute, hour, dom, month, dow = expr.split()
+    if minute.startswith("*/") and hour == dom == month == dow == "*":
+        return _plural(int(minute[2:]), "minute") if minute[2:].isdigit() else expr
+    if not (minute.isdigit() and month == "*"):
+        return f"cron {expr}{zone}"
+    if hour == "*" and dom == dow == "*":
+        return f"every hour at :{int(minute):02d}"
+    if not hour.isdigit():
+        return f"cron {expr}{zone}"
+    at = f"{int(hour):02d}:{int(minute):02d}"
+    days = _days_words(dow)
+    if dom == "*" and days is None:
+        return f"every day at {at}{zone}"
+    if dom == "*":
+        return f"{days} at {at}{zone}"
+    if dom.isdigit() and days is None:
+        return f"on day {int(dom)} of every month at {at}{zone}"
+    return f"cron {expr}{zone}"

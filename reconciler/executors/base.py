@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
 from reconciler.model.runs import LogLine, ManagedRun, RunOutcome, RunRequest, Trigger
@@ -24,6 +25,9 @@ LABEL_PIPELINE = "io.fastflow.pipeline"
 LABEL_COMMIT = "io.fastflow.commit"
 LABEL_TRIGGER = "io.fastflow.trigger"
 LABEL_ATTEMPT = "io.fastflow.attempt"
+# beyond the contract: what adoption after a restart needs to finish the run the same way
+LABEL_TIMEOUT = "io.fastflow.timeout-s"
+LABEL_SCHEDULED_FOR = "io.fastflow.scheduled-for"
 
 
 @dataclass(frozen=True)
@@ -83,6 +87,12 @@ def labels_for(request: RunRequest, instance: str) -> dict[str, str]:
         LABEL_COMMIT: request.commit,
         LABEL_TRIGGER: request.trigger.value,
         LABEL_ATTEMPT: str(request.attempt),
+        LABEL_TIMEOUT: f"{request.timeout_s:g}",
+        **(
+            {LABEL_SCHEDULED_FOR: request.scheduled_for.isoformat()}
+            if request.scheduled_for
+            else {}
+        ),
     }
 
 
@@ -97,6 +107,10 @@ def run_from_labels(ref: str, labels: Mapping[str, str], running: bool) -> Manag
             trigger=Trigger(labels[LABEL_TRIGGER]),
             attempt=int(labels[LABEL_ATTEMPT]),
             running=running,
+            timeout_s=float(labels.get(LABEL_TIMEOUT, "3600")),
+            scheduled_for=datetime.fromisoformat(labels[LABEL_SCHEDULED_FOR])
+            if LABEL_SCHEDULED_FOR in labels
+            else None,
         )
     except (KeyError, ValueError):
         return None

@@ -364,6 +364,8 @@ class DockerExecutor:
             image=str(config.get("Image", "")),
             command=list(config.get("Cmd") or []),
             workspace="",
+            timeout_s=managed.timeout_s,
+            scheduled_for=managed.scheduled_for,
         )
         self._attempts.setdefault(managed.ref, _Attempt())
         return RunHandle(ref=managed.ref, request=request)

@@ -160,6 +160,8 @@ class MemoryExecutor:
                 trigger=a.request.trigger,
                 attempt=a.request.attempt,
                 running=not a.finished.is_set(),
+                timeout_s=a.request.timeout_s,
+                scheduled_for=a.request.scheduled_for,
             )
             for ref, a in self._attempts.items()
         ]

@@ -61,6 +61,8 @@ class RunRequest(BaseModel):
     resources: Resources = Field(default_factory=Resources)
     network: NetworkMode = NetworkMode.NONE
     timeout_s: float = 3600.0
+    scheduled_for: datetime | None = None
+    schedule: str | None = None  # the schedule's name or "#<index>", for scheduled runs
 
 
 class LogLine(BaseModel):
@@ -106,3 +108,5 @@ class ManagedRun(BaseModel):
     trigger: Trigger
     attempt: int
     running: bool
+    timeout_s: float = 3600.0
+    scheduled_for: datetime | None = None
