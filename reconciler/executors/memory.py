@@ -3,7 +3,8 @@
 For tests of the layers above (scheduler, supervisor, site) and for the executor contract tests,
 which run the same test bodies against ``docker`` and ``memory``. A ``Program`` says what an
 attempt prints, how it ends, and whether it hangs until cancelled or timed out; register one per
-run id in ``programs`` (the default prints nothing and succeeds). Images not in ``images`` fail
+run id in ``programs`` or per pipeline in ``pipeline_programs`` (the default prints nothing and
+succeeds). Images not in ``images`` fail
 to launch, as a missing image does on Docker.
 """
 
@@ -46,7 +47,11 @@ class MemoryExecutor:
     ) -> None:
         self.instance = instance
         self.images = set(images)
-        self.programs: dict[str, Program] = {}
+        self.programs: dict[str, Program] = {}  # by run id
+        self.pipeline_programs: dict[
+            str, list[Program]
+        ] = {}  # by pipeline: one per attempt, the last repeats
+        self.launched: list[RunRequest] = []
         self._attempts: dict[str, _Attempt] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -65,12 +70,23 @@ class MemoryExecutor:
         if ref not in self._attempts:
             attempt = _Attempt(request, {**request.env, **(secrets or {})}, datetime.now(UTC))
             self._attempts[ref] = attempt
-            task = asyncio.create_task(
-                self._play(attempt, self.programs.get(request.run_id, Program()))
-            )
+            self.launched.append(request)
+            task = asyncio.create_task(self._play(attempt, self._program(request)))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         return RunHandle(ref=ref, request=self._attempts[ref].request)
+
+    def _program(self, request: RunRequest) -> Program:
+        if request.run_id in self.programs:
+            return self.programs[request.run_id]
+        scripted = self.pipeline_programs.get(request.pipeline)
+        if scripted:
+            return scripted[min(request.attempt, len(scripted)) - 1]
+        return Program()
+
+    def running(self) -> list[str]:
+        """Run ids of attempts that have not ended."""
+        return [a.request.run_id for a in self._attempts.values() if not a.finished.is_set()]
 
     async def _play(self, attempt: _Attempt, program: Program) -> None:
         for seq, (stream, text) in enumerate(program.output, start=1):

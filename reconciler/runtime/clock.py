@@ -15,6 +15,8 @@ class Clock(Protocol):
 
     async def sleep(self, seconds: float) -> None: ...
 
+    async def sleep_until(self, when: datetime) -> None: ...
+
 
 class SystemClock:
     def now(self) -> datetime:
@@ -22,6 +24,9 @@ class SystemClock:
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(max(seconds, 0.0))
+
+    async def sleep_until(self, when: datetime) -> None:
+        await asyncio.sleep(max((when - self.now()).total_seconds(), 0.0))
 
 
 class ManualClock:
@@ -36,13 +41,14 @@ class ManualClock:
         return self._now
 
     async def sleep(self, seconds: float) -> None:
-        if seconds <= 0:
+        await self.sleep_until(self._now + timedelta(seconds=max(seconds, 0.0)))
+
+    async def sleep_until(self, when: datetime) -> None:
+        if when <= self._now:
             await asyncio.sleep(0)
             return
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        heapq.heappush(
-            self._sleepers, (self._now + timedelta(seconds=seconds), next(self._order), future)
-        )
+        heapq.heappush(self._sleepers, (when, next(self._order), future))
         await future
 
     async def advance(self, seconds: float) -> None:
@@ -53,12 +59,16 @@ class ManualClock:
             self._now = max(self._now, wake)
             if not future.done():
                 future.set_result(None)
-            for _ in range(5):
-                await asyncio.sleep(0)
+            await _settle()
         self._now = target
-        for _ in range(5):
-            await asyncio.sleep(0)
+        await _settle()
 
     @property
     def sleepers(self) -> int:
         return sum(1 for _, _, f in self._sleepers if not f.done())
+
+
+async def _settle(rounds: int = 50) -> None:
+    """Let woken tasks run until they block again (they may arm new sleeps before ``target``)."""
+    for _ in range(rounds):
+        await asyncio.sleep(0)

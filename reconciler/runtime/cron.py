@@ -130,8 +130,8 @@ class Cron:
         if len(self.lateness_s) > 100_000:
             del self.lateness_s[:50_000]
 
-    async def _sleep(self, delay: float) -> bool:
-        await self.clock.sleep(delay)
+    async def _sleep_until(self, when: datetime) -> bool:
+        await self.clock.sleep_until(when)
         return True
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -140,13 +140,12 @@ class Cron:
             await self.fire_due()
             self._changed.clear()
             at = self.next_at()
-            delay = None if at is None else max((at - self.clock.now()).total_seconds(), 0.0)
             waiters: set[asyncio.Future[object]] = {
                 asyncio.ensure_future(self._changed.wait()),
                 asyncio.ensure_future(stop.wait()),
             }
-            if delay is not None:
-                waiters.add(asyncio.ensure_future(self._sleep(delay)))
+            if at is not None:
+                waiters.add(asyncio.ensure_future(self._sleep_until(at)))
             try:
                 await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
             finally:
