@@ -139,7 +139,8 @@ class App:
                 scheduled_for=tick,
                 args=schedule.args,
                 extra_env=dict(schedule.env),
-                reason=f"schedule {key}",
+                reason=f"schedule {key}" + (" (catching up)" if len(decision.run) > 1 else ""),
+                catch_up=len(decision.run) > 1,
                 schedule=key,
             )
             await self.supervisor.submit(intent, applied)

@@ -65,6 +65,7 @@ class RunIntent:
     extra_env: dict[str, str] | None = None
     reason: str = ""
     schedule: str | None = None  # the schedule's key, for scheduled runs
+    catch_up: bool = False  # one of several missed ticks run together: they queue, never skip
 
 
 @dataclass
@@ -135,7 +136,7 @@ class Supervisor:
         self._slots = asyncio.Semaphore(max_parallel)
         self._max_parallel = max_parallel
         self._active: dict[str, ActiveRun] = {}
-        self._waiting: dict[str, ActiveRun] = {}
+        self._waiting: dict[str, deque[ActiveRun]] = {}
         self._recent: deque[ActiveRun] = deque(maxlen=500)
         self._tasks: set[asyncio.Task[None]] = set()
         self._accepting = True
@@ -146,7 +147,7 @@ class Supervisor:
 
     def runs(self) -> list[ActiveRun]:
         """Active, waiting and recently finished runs, newest first."""
-        current = list(self._active.values()) + list(self._waiting.values())
+        current = list(self._active.values()) + [r for q in self._waiting.values() for r in q]
         ids = {r.run_id for r in current}
         return current + [r for r in reversed(self._recent) if r.run_id not in ids]
 
@@ -155,9 +156,8 @@ class Supervisor:
 
     @property
     def queue_length(self) -> int:
-        return sum(1 for r in self._active.values() if r.state is RunState.QUEUED) + len(
-            self._waiting
-        )
+        waiting = sum(len(q) for q in self._waiting.values())
+        return sum(1 for r in self._active.values() if r.state is RunState.QUEUED) + waiting
 
     def set_max_parallel(self, value: int) -> None:
         """Raise or lower the global limit (``fastflow.yaml`` settings changed)."""
@@ -188,14 +188,18 @@ class Supervisor:
         run = ActiveRun(run_id=run_id, intent=intent, applied=applied)
         policy = applied.pipeline.spec.concurrency
         busy = [r for r in self._active.values() if r.intent.pipeline == intent.pipeline]
+        if busy and intent.catch_up:
+            self._waiting.setdefault(intent.pipeline, deque()).append(run)
+            await self._queued(run)
+            return run_id
         if busy and policy is ConcurrencyPolicy.SKIP:
             await self._skip(run, f"skipped: {busy[0].run_id} is still running (concurrency: skip)")
             return None
         if busy and policy is ConcurrencyPolicy.QUEUE:
-            if intent.pipeline in self._waiting:
+            if self._waiting.get(intent.pipeline):
                 await self._skip(run, "skipped: one run is already waiting (concurrency: queue)")
                 return None
-            self._waiting[intent.pipeline] = run
+            self._waiting.setdefault(intent.pipeline, deque()).append(run)
             await self._queued(run)
             return run_id
         if busy and policy is ConcurrencyPolicy.REPLACE:
@@ -207,7 +211,7 @@ class Supervisor:
         return run_id
 
     def _waiting_id(self, run_id: str) -> bool:
-        return any(r.run_id == run_id for r in self._waiting.values())
+        return any(r.run_id == run_id for q in self._waiting.values() for r in q)
 
     async def _queued(self, run: ActiveRun) -> None:
         self.bus.publish(RUN_QUEUED, run.view(), run_id=run.run_id)
@@ -380,9 +384,11 @@ class Supervisor:
         self._active.pop(run.run_id, None)
         self._recent.append(run)
         self.bus.publish(RUN_FINISHED, run.view(), run_id=run.run_id)
-        waiting = self._waiting.pop(run.intent.pipeline, None)
-        if waiting is not None:
-            self._start(waiting)
+        waiting = self._waiting.get(run.intent.pipeline)
+        if waiting:
+            self._start(waiting.popleft())
+        if not waiting:
+            self._waiting.pop(run.intent.pipeline, None)
         if self.on_final is not None:
             await self.on_final(run, outcome)
         if not self._active and not self._waiting:
