@@ -16,11 +16,11 @@ import asyncio
 import logging
 import os
 import threading
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import docker
 import docker.errors
@@ -45,6 +45,7 @@ from reconciler.executors.base import (
 from reconciler.model.runs import LogLine, ManagedRun, RunOutcome, RunRequest, RunState, Stream
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 RUNNER_UID = 10001
 UV_VERSION_LABEL = "io.fastflow.uv-version"
 WAIT_CHUNK_S = 300.0  # long waits are split: proxies close idle HTTP requests
@@ -282,7 +283,7 @@ class DockerExecutor:
                 await self._stop(handle, RunState.TIMED_OUT, grace_s=0)
                 break
             chunk = WAIT_CHUNK_S if remaining is None else min(WAIT_CHUNK_S, remaining)
-            if await asyncio.to_thread(self._wait_chunk, handle.ref, chunk):
+            if await _in_daemon_thread(self._wait_chunk, handle.ref, chunk):
                 break
         outcome = await self.outcome(handle)
         assert outcome is not None, "container still running after wait"
@@ -379,6 +380,33 @@ class DockerExecutor:
 
     def close(self) -> None:
         self._client.close()
+
+
+async def _in_daemon_thread(function: Callable[..., T], *args: Any) -> T:
+    """Run a long blocking call in a daemon thread: unlike ``asyncio.to_thread``, a process that
+    shuts down does not wait for it (a graceful stop must not wait for the run to end)."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[T] = loop.create_future()
+
+    def work() -> None:
+        try:
+            result = function(*args)
+        except BaseException as exc:  # noqa: BLE001  (handed to the awaiting task)
+            loop.call_soon_threadsafe(_settle, future, None, exc)
+        else:
+            loop.call_soon_threadsafe(_settle, future, result, None)
+
+    threading.Thread(target=work, daemon=True, name="fastflow-docker-wait").start()
+    return await future
+
+
+def _settle(future: asyncio.Future[T], result: T | None, error: BaseException | None) -> None:
+    if future.done():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)  # type: ignore[arg-type]
 
 
 def container_name(instance: str, run_id: str, attempt: int) -> str:
