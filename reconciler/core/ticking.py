@@ -52,7 +52,14 @@ def decide(spec: PipelineSpec, schedule: Schedule, last_seen: datetime, now: dat
                 break
             continue
         candidates.append(tick)
-    if not candidates:
+    return decide_ticks(spec, candidates, now, overflow)
+
+
+def decide_ticks(
+    spec: PipelineSpec, candidates: list[datetime], now: datetime, overflow: int = 0
+) -> Decision:
+    """The policy applied to known candidate ticks (oldest first, all ``<= now``)."""
+    if spec.suspend or not candidates:
         return Decision(last_seen=now)
     fresh = [t for t in candidates if now - t <= spec.starting_deadline]
     chosen = _choose(spec, fresh, now)
@@ -71,8 +78,3 @@ def _choose(spec: PipelineSpec, fresh: list[datetime], now: datetime) -> list[da
     if spec.missed is MissedPolicy.LATEST:
         return [fresh[-1]]
     return fresh[-spec.max_catchup :]
-
-
-def next_wake(schedule: Schedule, last_seen: datetime) -> datetime:
-    """The first tick after ``last_seen``."""
-    return next(iter_ticks(schedule, last_seen))

@@ -16,7 +16,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from reconciler.model.runs import LogLine, ManagedRun, RunOutcome, RunRequest, Trigger
+from reconciler.model.runs import (
+    LogLine,
+    ManagedRun,
+    ResourceSample,
+    RunOutcome,
+    RunRequest,
+    Trigger,
+)
 
 LABEL_MANAGED = "io.fastflow.managed"
 LABEL_INSTANCE = "io.fastflow.instance"
@@ -71,6 +78,10 @@ class Executor(Protocol):
 
     async def adopt(self, managed: ManagedRun) -> RunHandle:
         """A handle for an attempt found by ``list_managed``."""
+        ...
+
+    async def stats(self, handle: RunHandle) -> ResourceSample | None:
+        """A resource reading of a running attempt, ``None`` when there is none (ended, unknown)."""
         ...
 
     async def remove(self, handle: RunHandle) -> None:

@@ -42,7 +42,15 @@ from reconciler.executors.base import (
     labels_for,
     run_from_labels,
 )
-from reconciler.model.runs import LogLine, ManagedRun, RunOutcome, RunRequest, RunState, Stream
+from reconciler.model.runs import (
+    LogLine,
+    ManagedRun,
+    ResourceSample,
+    RunOutcome,
+    RunRequest,
+    RunState,
+    Stream,
+)
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -341,6 +349,13 @@ class DockerExecutor:
             self._uv_versions[image_id] = str(labels.get(UV_VERSION_LABEL, ""))
         return self._uv_versions[image_id]
 
+    async def stats(self, handle: RunHandle) -> ResourceSample | None:
+        try:
+            raw = await asyncio.to_thread(self._api.stats, handle.ref, stream=False, one_shot=True)
+        except (docker.errors.APIError, requests.exceptions.RequestException):
+            return None
+        return parse_stats(raw)
+
     async def list_managed(self) -> list[ManagedRun]:
         filters = {"label": [f"{LABEL_MANAGED}=true", f"{LABEL_INSTANCE}={self.instance}"]}
         containers = await asyncio.to_thread(self._api.containers, all=True, filters=filters)
@@ -407,6 +422,27 @@ def _settle(future: asyncio.Future[T], result: T | None, error: BaseException | 
         future.set_exception(error)
     else:
         future.set_result(result)  # type: ignore[arg-type]
+
+
+def parse_stats(raw: Any) -> ResourceSample | None:
+    """A Docker stats document (cgroup v1 or v2) -> ``ResourceSample``; ``None`` once it ended."""
+    if not isinstance(raw, dict):
+        return None
+    memory = raw.get("memory_stats") or {}
+    cpu = (raw.get("cpu_stats") or {}).get("cpu_usage") or {}
+    usage = int(memory.get("usage") or 0)
+    if not usage and not cpu.get("total_usage"):
+        return None
+    # cgroup v1 counts page cache in usage; Docker's CLI subtracts it too
+    details = memory.get("stats") or {}
+    cache = int(details.get("total_inactive_file") or details.get("inactive_file") or 0)
+    return ResourceSample(
+        at=datetime.now(UTC),
+        cpu_seconds=int(cpu.get("total_usage") or 0) / 1e9,
+        memory_bytes=max(usage - cache, 0),
+        memory_peak_bytes=int(memory.get("max_usage") or usage),
+        memory_limit_bytes=int(memory.get("limit") or 0),
+    )
 
 
 def container_name(instance: str, run_id: str, attempt: int) -> str:

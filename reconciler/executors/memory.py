@@ -17,7 +17,15 @@ from datetime import UTC, datetime
 
 from reconciler.errors import LaunchError
 from reconciler.executors.base import RunHandle
-from reconciler.model.runs import LogLine, ManagedRun, RunOutcome, RunRequest, RunState, Stream
+from reconciler.model.runs import (
+    LogLine,
+    ManagedRun,
+    ResourceSample,
+    RunOutcome,
+    RunRequest,
+    RunState,
+    Stream,
+)
 
 
 @dataclass(frozen=True)
@@ -26,6 +34,7 @@ class Program:
     exit_code: int = 0
     oom: bool = False
     hang: bool = False
+    memory_bytes: int = 0  # what stats() reports while it runs
 
 
 @dataclass
@@ -165,6 +174,19 @@ class MemoryExecutor:
 
     async def outcome(self, handle: RunHandle) -> RunOutcome | None:
         return self._attempts[handle.ref].outcome
+
+    async def stats(self, handle: RunHandle) -> ResourceSample | None:
+        attempt = self._attempts.get(handle.ref)
+        if attempt is None or attempt.finished.is_set():
+            return None
+        memory = self._program(attempt.request).memory_bytes
+        return ResourceSample(
+            at=datetime.now(UTC),
+            cpu_seconds=0.0,
+            memory_bytes=memory,
+            memory_peak_bytes=memory,
+            memory_limit_bytes=attempt.request.resources.memory,
+        )
 
     async def list_managed(self) -> list[ManagedRun]:
         return [

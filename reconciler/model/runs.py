@@ -110,3 +110,15 @@ class ManagedRun(BaseModel):
     running: bool
     timeout_s: float = 3600.0
     scheduled_for: datetime | None = None
+
+
+class ResourceSample(BaseModel):
+    """One reading of a running attempt's resources (the Docker stats API, about once a second)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    at: datetime
+    cpu_seconds: float  # total CPU time so far
+    memory_bytes: int
+    memory_peak_bytes: int  # the kernel's own high-water mark where it keeps one, else the max seen
+    memory_limit_bytes: int

@@ -15,9 +15,10 @@ from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from reconciler.model.events import LOG_LINE, Event
+from reconciler.model.events import LOG_LINE, STATS_SAMPLED, Event
 
 Filter = Callable[[Event], bool]
+PER_RUN = frozenset({LOG_LINE, STATS_SAMPLED})  # kept per run for replay, not in the global history
 
 
 class Subscription:
@@ -75,7 +76,7 @@ class Bus:
     def publish(self, kind: str, data: dict[str, Any], run_id: str | None = None) -> Event:
         event = Event(id=next(self._ids), kind=kind, at=datetime.now(UTC), run_id=run_id, data=data)
         self.last_id = event.id
-        if kind == LOG_LINE and run_id is not None:
+        if kind in PER_RUN and run_id is not None:
             lines = self._logs.get(run_id)
             if lines is None:
                 lines = self._logs[run_id] = deque(maxlen=self._log_lines_per_run)
@@ -99,7 +100,7 @@ class Bus:
         """Events after ``after_id`` (replayed from history) and then live ones.
 
         With ``run_id``, only that run's events (its log lines included); without, every event
-        except log lines.
+        except log lines (resource samples are delivered live but not replayed).
         """
 
         def wanted(event: Event) -> bool:
@@ -121,7 +122,8 @@ class Bus:
         return subscription
 
     def run_log(self, run_id: str) -> list[Event]:
-        return list(self._logs.get(run_id, ()))
+        """The run's recent log line events (resource samples left out)."""
+        return [e for e in self._logs.get(run_id, ()) if e.kind == LOG_LINE]
 
     @property
     def subscriber_count(self) -> int:

@@ -13,17 +13,21 @@ import asyncio
 import heapq
 import itertools
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from reconciler.core.ticking import Decision, decide, next_wake, schedule_key
+from reconciler.core.scheduling import iter_ticks
+from reconciler.core.ticking import Decision, decide, decide_ticks, schedule_key
 from reconciler.model.specs import PipelineSpec, Schedule
 from reconciler.runtime.clock import Clock
 
 logger = logging.getLogger(__name__)
 EntryKey = tuple[str, str]  # (pipeline, schedule key)
 OnDecision = Callable[[str, str, Schedule, Decision], Awaitable[None]]
+
+
+FAST_PATH_TICKS = 1000  # more candidates than this (a long downtime): recompute from scratch
 
 
 @dataclass
@@ -34,6 +38,7 @@ class _Entry:
     last_seen: datetime
     next_at: datetime
     version: int
+    ticks: Iterator[datetime]  # positioned just after next_at: no croniter rebuilt per fire
 
 
 def _fingerprint(spec: PipelineSpec, schedule: Schedule) -> str:
@@ -86,9 +91,8 @@ class Cron:
         last_seen: datetime,
     ) -> None:
         version = next(self._versions)
-        entry = _Entry(
-            spec, schedule, fingerprint, last_seen, next_wake(schedule, last_seen), version
-        )
+        ticks = iter_ticks(schedule, last_seen)
+        entry = _Entry(spec, schedule, fingerprint, last_seen, next(ticks), version, ticks)
         self._entries[key] = entry
         heapq.heappush(self._heap, (entry.next_at, version, key))
 
@@ -111,9 +115,8 @@ class Cron:
         while (at := self.next_at()) is not None and at <= now:
             _, _, key = heapq.heappop(self._heap)
             entry = self._entries[key]
-            decision = decide(entry.spec, entry.schedule, entry.last_seen, now)
+            decision = self._decide(entry, now)
             entry.last_seen = decision.last_seen or now
-            entry.next_at = next_wake(entry.schedule, entry.last_seen)
             entry.version = next(self._versions)
             heapq.heappush(self._heap, (entry.next_at, entry.version, key))
             if decision.run:
@@ -124,6 +127,21 @@ class Cron:
             except Exception:
                 logger.exception("handling tick of %s/%s failed", *key)
         return fired
+
+    def _decide(self, entry: _Entry, now: datetime) -> Decision:
+        """Candidates from the entry's running tick iterator; it ends positioned after now."""
+        candidates = [entry.next_at]
+        for tick in entry.ticks:
+            if tick > now:
+                entry.next_at = tick
+                return decide_ticks(entry.spec, candidates, now)
+            candidates.append(tick)
+            if len(candidates) > FAST_PATH_TICKS:
+                break
+        decision = decide(entry.spec, entry.schedule, entry.last_seen, now)
+        entry.ticks = iter_ticks(entry.schedule, now)
+        entry.next_at = next(entry.ticks)
+        return decision
 
     def _note_lateness(self, seconds: float) -> None:
         self.lateness_s.append(seconds)

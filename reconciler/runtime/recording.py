@@ -41,9 +41,17 @@ class Recorder:
         )
         await self._write(request.commit, [encode_line(status)], status)
 
-    async def finished(self, request: RunRequest, outcome: RunOutcome, log_tail: list[str]) -> None:
+    async def finished(
+        self,
+        request: RunRequest,
+        outcome: RunOutcome,
+        log_tail: list[str],
+        extra: dict[str, object] | None = None,
+    ) -> None:
         now = datetime.now(UTC)
         line = run_line(request, outcome, now, log_tail=log_tail)
+        if extra:
+            line = RunLine.model_validate(line.model_dump() | extra)
         status = run_status(
             request.pipeline,
             outcome.state,

@@ -31,6 +31,7 @@ async def execute(
     on_line: LineSink,
     secrets: Mapping[str, SecretValue] | None = None,
     cancel: asyncio.Event | None = None,
+    on_start: Callable[[RunHandle], None] | None = None,
 ) -> RunOutcome:
     """Run ``request`` once; ``on_line`` receives every log line, masked, in arrival order.
 
@@ -43,6 +44,8 @@ async def execute(
     except (LaunchError, TemporaryError) as exc:
         logger.warning("run %s could not start: %s", request.run_id, exc)
         return error_outcome(request, redactor.redact(str(exc)))
+    if on_start is not None:
+        on_start(handle)
     return await supervise(executor, handle, on_line, redactor, cancel)
 
 

@@ -33,8 +33,23 @@ from reconciler.core.redacting import Redactor
 from reconciler.core.runids import make_run_id
 from reconciler.executors.base import Executor, RunHandle
 from reconciler.model.desired import Pipeline
-from reconciler.model.events import LOG_LINE, RUN_FINISHED, RUN_QUEUED, RUN_SKIPPED, RUN_STARTED
-from reconciler.model.runs import LogLine, ManagedRun, RunOutcome, RunRequest, RunState, Trigger
+from reconciler.model.events import (
+    LOG_LINE,
+    RUN_FINISHED,
+    RUN_QUEUED,
+    RUN_SKIPPED,
+    RUN_STARTED,
+    STATS_SAMPLED,
+)
+from reconciler.model.runs import (
+    LogLine,
+    ManagedRun,
+    ResourceSample,
+    RunOutcome,
+    RunRequest,
+    RunState,
+    Trigger,
+)
 from reconciler.model.secrets import SecretValue
 from reconciler.model.specs import ConcurrencyPolicy
 from reconciler.runtime.bus import Bus
@@ -43,6 +58,7 @@ from reconciler.runtime.recording import Recorder
 from reconciler.runtime.runs import error_outcome, execute, supervise
 
 logger = logging.getLogger(__name__)
+SAMPLE_INTERVAL_S = 1.0
 RETRYABLE = frozenset({RunState.FAILED, RunState.TIMED_OUT, RunState.OOM, RunState.ERROR})
 
 
@@ -81,6 +97,19 @@ class ActiveRun:
     outcome: RunOutcome | None = None
     cancel: asyncio.Event = field(default_factory=asyncio.Event)
     tail: deque[str] = field(default_factory=lambda: deque(maxlen=LOG_TAIL_LINES))
+    peak_memory_bytes: int = 0
+    cpu_seconds: float = 0.0
+    memory_limit_bytes: int = 0
+    last_sample: ResourceSample | None = None
+
+    def resources(self) -> dict[str, object]:
+        if not self.memory_limit_bytes:
+            return {}
+        return {
+            "peak_memory_bytes": self.peak_memory_bytes,
+            "cpu_seconds": round(self.cpu_seconds, 3),
+            "memory_limit_bytes": self.memory_limit_bytes,
+        }
 
     def view(self) -> dict[str, object]:
         """What the status site shows (no env, no secrets)."""
@@ -103,6 +132,7 @@ class ActiveRun:
             "setup_s": outcome.setup_s if outcome else None,
             "message": outcome.message if outcome else "",
             "reason": self.intent.reason,
+            **self.resources(),
         }
 
 
@@ -330,17 +360,25 @@ class Supervisor:
             self.archive.writer, run.intent.pipeline, run.run_id, run.attempt
         )
         sink = self._sink(run, writer)
+        samplers: list[asyncio.Task[None]] = []
+
+        def sample(started: RunHandle) -> None:
+            samplers.append(asyncio.create_task(self._sample(run, started)))
+
         try:
             if handle is None:
                 outcome = await execute(
-                    self.executor, request, sink, run.applied.secrets, run.cancel
+                    self.executor, request, sink, run.applied.secrets, run.cancel, on_start=sample
                 )
             else:
+                sample(handle)
                 redactor = Redactor(v.reveal() for v in run.applied.secrets.values())
                 outcome = await supervise(self.executor, handle, sink, redactor, run.cancel)
         finally:
             writer.close()
-        await self.recorder.finished(request, outcome, list(run.tail))
+            for task in samplers:
+                task.cancel()
+        await self.recorder.finished(request, outcome, list(run.tail), run.resources())
         logger.info(
             "run %s (%s, %s, attempt %d) %s in %.2fs%s",
             run.run_id,
@@ -352,6 +390,32 @@ class Supervisor:
             f": {outcome.message}" if outcome.message else "",
         )
         return outcome
+
+    async def _sample(self, run: ActiveRun, handle: RunHandle) -> None:
+        """Resource readings about once a second while the attempt runs: published live, and the
+        peak memory and CPU time kept for the run line."""
+        run.memory_limit_bytes = run.applied.pipeline.spec.resources.memory
+        while True:
+            found = await self.executor.stats(handle)
+            if found is not None:
+                run.last_sample = found
+                run.peak_memory_bytes = max(
+                    run.peak_memory_bytes, found.memory_peak_bytes, found.memory_bytes
+                )
+                run.cpu_seconds = max(run.cpu_seconds, found.cpu_seconds)
+                run.memory_limit_bytes = found.memory_limit_bytes or run.memory_limit_bytes
+                self.bus.publish(
+                    STATS_SAMPLED,
+                    {
+                        "memory_bytes": found.memory_bytes,
+                        "memory_limit_bytes": run.memory_limit_bytes,
+                        "peak_memory_bytes": run.peak_memory_bytes,
+                        "cpu_seconds": round(found.cpu_seconds, 3),
+                        "at": found.at.isoformat(),
+                    },
+                    run_id=run.run_id,
+                )
+            await self.clock.sleep(SAMPLE_INTERVAL_S)
 
     def _sink(self, run: ActiveRun, writer: LogWriter) -> Callable[[LogLine], None]:
         def sink(line: LogLine) -> None:
