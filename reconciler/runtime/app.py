@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+import pygit2
+
 from reconciler.adapters import gitrepo, workspaces
 from reconciler.adapters.forge import StatusPoster
 from reconciler.adapters.gitnotes import NoteStore
@@ -36,6 +38,7 @@ from reconciler.model.specs import AfterCondition, Schedule
 from reconciler.runtime.bus import Bus
 from reconciler.runtime.clock import Clock, SystemClock
 from reconciler.runtime.cron import Cron, EntryKey
+from reconciler.runtime.metrics import Metrics
 from reconciler.runtime.reconciling import Reconciler
 from reconciler.runtime.recording import Recorder
 from reconciler.runtime.supervisor import ActiveRun, Applied, RunIntent, Supervisor
@@ -97,6 +100,7 @@ class App:
             on_applied=self._on_applied,
             state_file=data / "state.json",
         )
+        self.metrics = Metrics(lambda: float(self.supervisor.queue_length), self._applied_time)
         self.started_at = time.time()
         self.ready = False
         self._wake = asyncio.Event()
@@ -233,6 +237,11 @@ class App:
         found = state.pipelines.get(pipeline)
         return Applied(found, commit, secrets.get(pipeline, {})) if found else None
 
+    def _applied_time(self) -> float:
+        commit = self.reconciler.applied_commit
+        item = self.source.repo.get(commit) if commit else None
+        return float(item.commit_time) if isinstance(item, pygit2.Commit) else 0.0
+
     def request_fetch(self) -> None:
         """Ask for a pass as soon as possible (webhook)."""
         self._wake.set()
@@ -240,6 +249,7 @@ class App:
     async def run(self, stop: asyncio.Event) -> None:
         """The main loop, until ``stop`` is set."""
         self._tasks = [
+            asyncio.create_task(self.metrics.follow(self.bus)),
             asyncio.create_task(self.cron.run(stop)),
             asyncio.create_task(self._sync_notes(stop)),
         ]

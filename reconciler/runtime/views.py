@@ -8,6 +8,7 @@ from typing import Any
 
 import pygit2
 
+from reconciler.core.notes import combined_state, current_statuses, parse_lines
 from reconciler.core.scheduling import describe_schedule, next_ticks
 from reconciler.core.ticking import schedule_key
 from reconciler.model.notes import RunLine
@@ -152,3 +153,39 @@ def run_detail(app: App, run_id: str) -> dict[str, Any] | None:
             if line.run_id == run_id:
                 return _line_view(line) | {"log_tail": line.log_tail}
     return None
+
+
+def run_log(app: App, run: dict[str, Any], attempt: int | None) -> list[dict[str, str]]:
+    """The archived (masked) log of one attempt, both streams in time order."""
+    lines = app.archive.read(
+        str(run["pipeline"]), str(run["run_id"]), attempt or int(run.get("attempt") or 1)
+    )
+    return [{"at": line.at, "stream": line.stream.value, "text": line.text} for line in lines]
+
+
+def recent_commits(app: App, count: int) -> list[dict[str, Any]]:
+    """The newest commits of the tracked branch with their current statuses (from the notes)."""
+    repo = app.source.repo
+    head = app.source.heads().get(app.reconciler.branch) or app.reconciler.applied_commit
+    if not head or head not in repo:
+        return []
+    found = []
+    for commit in repo.walk(head, pygit2.enums.SortMode.TOPOLOGICAL):
+        statuses = current_statuses(parse_lines(app.store.read(str(commit.id))))
+        found.append(
+            {
+                "id": str(commit.id),
+                "summary": commit.message.split("\n", 1)[0],
+                "author": commit.author.name,
+                "time": datetime.fromtimestamp(commit.commit_time, UTC).isoformat(),
+                "state": combined_state(statuses.values()).value if statuses else None,
+                "statuses": [
+                    {"context": s.context, "state": s.state.value, "description": s.description}
+                    for s in statuses.values()
+                ],
+                "applied": str(commit.id) == app.reconciler.applied_commit,
+            }
+        )
+        if len(found) >= count:
+            break
+    return found
