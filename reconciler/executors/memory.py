@@ -35,6 +35,7 @@ class Program:
     oom: bool = False
     hang: bool = False
     memory_bytes: int = 0  # what stats() reports while it runs
+    line_delay_s: float = 0.0  # real time between output lines (for live streaming tests)
 
 
 @dataclass
@@ -108,7 +109,7 @@ class MemoryExecutor:
             )
             attempt.lines.append(line)
             attempt.changed.set()
-            await asyncio.sleep(0)
+            await asyncio.sleep(program.line_delay_s)
         if program.hang:
             await attempt.finished.wait()
             return

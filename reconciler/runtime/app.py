@@ -179,6 +179,7 @@ class App:
     # -- start-up, loop, shutdown ----------------------------------------------------------------
 
     async def start(self) -> None:
+        self._tasks.append(asyncio.create_task(self.metrics.follow(self.bus)))
         await asyncio.to_thread(self._read_history)
         await self.reconciler.restore()
         await self._adopt()
@@ -248,8 +249,7 @@ class App:
 
     async def run(self, stop: asyncio.Event) -> None:
         """The main loop, until ``stop`` is set."""
-        self._tasks = [
-            asyncio.create_task(self.metrics.follow(self.bus)),
+        self._tasks += [
             asyncio.create_task(self.cron.run(stop)),
             asyncio.create_task(self._sync_notes(stop)),
         ]

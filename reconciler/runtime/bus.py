@@ -9,6 +9,7 @@ run (bounded), so a viewer that reconnects to a run's log misses nothing recent.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Callable
@@ -39,22 +40,21 @@ class Subscription:
             self.close()
 
     def close(self) -> None:
+        """No more events; the iterator still yields what is queued, then ends."""
         if self.closed:
             return
         self.closed = True
         self._bus._subscribers.discard(self)
-        while True:  # make room for the end marker
-            try:
-                self._queue.put_nowait(None)
-                return
-            except asyncio.QueueFull:
-                self._queue.get_nowait()
+        with contextlib.suppress(
+            asyncio.QueueFull
+        ):  # wakes a waiting consumer; a full queue needs none
+            self._queue.put_nowait(None)
 
     def __aiter__(self) -> AsyncIterator[Event]:
         return self._iterate()
 
     async def _iterate(self) -> AsyncIterator[Event]:
-        while True:
+        while not (self.closed and self._queue.empty()):
             event = await self._queue.get()
             if event is None:
                 return
