@@ -318,3 +318,47 @@ def test_dst_daily_0230_berlin_runs_once_each_transition_day(
             return clock_ticks + [r.scheduled_for for r in run_lines(app)]
 
     assert asyncio.run(body()) == [utc(2026, 3, 29, 1, 30), utc(2026, 10, 25, 0, 30)]
+
+
+def test_memory_samples_rise_on_events_and_the_peak_lands_in_the_note(
+    remote: Remote, tmp_path: Path
+) -> None:
+    from tests.sitekit import SseClient, serving
+
+    remote.push(
+        {
+            "pipelines/hog/pipeline.yaml": "network: none\nresources: {memory: 256Mi}\n",
+            "pipelines/hog/main.py": script(
+                "hog = []\nfor step in range(8):\n    hog.append(bytearray(16 * 2**20))\n"
+                "    hog[-1][::4096] = b'x' * len(hog[-1][::4096])\n"
+                "    print('allocated', 16 * (step + 1), 'MiB', flush=True)\n"
+                "    time.sleep(0.6)"
+            ),
+        }
+    )
+
+    async def body() -> tuple[list[int], RunLine]:
+        async with (
+            reconciler(remote, tmp_path / "data", ManualClock(utc(2026, 6, 1))) as app,
+            serving(app) as port,
+        ):
+            remote.push({}, "go\n\nFastflow-Run: hog")
+            await app.reconciler.run_pass("push")
+            [run] = [r for r in app.supervisor.runs() if r.intent.pipeline == "hog"]
+            client = SseClient(port, f"/events?run={run.run_id}")
+            await client.connect()
+            samples = [
+                e.data["memory_bytes"] async for e in client.events() if e.kind == "stats_sampled"
+            ]
+            await app.supervisor.drain(60)
+            [line] = [r for r in run_lines(app) if r.pipeline == "hog"]
+            return samples, line
+
+    samples, line = asyncio.run(body())
+    assert (
+        len(samples) >= 3 and samples[-1] > samples[0] + 32 * 2**20
+    )  # rising, as the pipeline allocates
+    extra = line.model_extra or {}
+    assert line.state == "succeeded"
+    assert extra["peak_memory_bytes"] >= 96 * 2**20 and extra["memory_limit_bytes"] == 256 * 2**20
+    assert extra["cpu_seconds"] > 0

@@ -415,7 +415,7 @@ class Supervisor:
                     },
                     run_id=run.run_id,
                 )
-            await self.clock.sleep(SAMPLE_INTERVAL_S)
+            await asyncio.sleep(SAMPLE_INTERVAL_S)  # real time: containers live in it, not in `clock`
 
     def _sink(self, run: ActiveRun, writer: LogWriter) -> Callable[[LogLine], None]:
         def sink(line: LogLine) -> None:
