@@ -7,17 +7,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
-import urllib.error
-import urllib.request
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import docker
 import pytest
@@ -25,102 +19,11 @@ import pytest
 from reconciler.adapters.gitnotes import NoteStore
 from reconciler.core.notes import parse_lines
 from reconciler.model.notes import RunLine
-from tests.dockerutil import DOCKER_HOST, require_engine
-from tests.gitdaemon import free_port, git_daemon
+from tests.gitdaemon import git_daemon
 from tests.gitutil import GitRepo
+from tests.servekit import SECRET, Serve, containers, state, wait_for
 
 pytestmark = pytest.mark.docker
-SECRET = "hook-secret-1"
-
-
-class Serve:
-    def __init__(self, repo: str, data: Path, instance: str) -> None:
-        self.repo, self.data, self.instance = repo, data, instance
-        self.port = free_port()
-        self.process: subprocess.Popen[str] | None = None
-        self.log = data.parent / f"serve-{instance}.log"
-
-    def start(self, interval: float = 3600) -> None:
-        env = {
-            **os.environ,
-            "FASTFLOW_DOCKER_HOST": DOCKER_HOST,
-            "FASTFLOW_WEBHOOK_SECRET": SECRET,
-            "FASTFLOW_INSTANCE": self.instance,
-        }
-        command = [
-            sys.executable,
-            "-m",
-            "reconciler",
-            "-v",
-            "serve",
-            "--repo",
-            self.repo,
-            "--data",
-            str(self.data),
-            "--listen",
-            f"127.0.0.1:{self.port}",
-            "--interval",
-            str(interval),
-        ]
-        with open(self.log, "a") as handle:  # the child keeps its own copy of the descriptor
-            self.process = subprocess.Popen(
-                command, stdout=handle, stderr=subprocess.STDOUT, env=env, text=True
-            )
-        wait_for(lambda: self.get("/readyz")[0] == 200, 60, "serve did not get ready")
-
-    def get(self, path: str) -> tuple[int, Any]:
-        try:
-            with urllib.request.urlopen(
-                f"http://127.0.0.1:{self.port}{path}", timeout=5
-            ) as response:
-                return response.status, json.loads(response.read())
-        except urllib.error.HTTPError as exc:
-            return exc.code, None
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            return 0, None
-
-    def post(self, path: str, body: bytes, headers: dict[str, str]) -> int:
-        request = urllib.request.Request(
-            f"http://127.0.0.1:{self.port}{path}", data=body, headers=headers, method="POST"
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=5) as response:
-                return int(response.status)
-        except urllib.error.HTTPError as exc:
-            return int(exc.code)
-
-    def stop(self, sig: int = signal.SIGTERM) -> int:
-        assert self.process is not None
-        self.process.send_signal(sig)
-        return self.process.wait(timeout=60)
-
-
-def wait_for(predicate: Callable[[], bool], timeout_s: float, message: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError(message)
-
-
-@pytest.fixture
-def engine() -> Iterator[docker.DockerClient]:
-    require_engine()
-    client = docker.DockerClient(base_url=DOCKER_HOST, timeout=30)
-    yield client
-    client.close()
-
-
-def containers(client: docker.DockerClient, instance: str) -> list[Any]:
-    # sparse: no inspect per container, so one removed meanwhile is no error
-    return client.containers.list(
-        all=True, sparse=True, filters={"label": f"io.fastflow.instance={instance}"}
-    )
-
-
-def state(container: Any) -> str:
-    return str(container.attrs.get("State"))
 
 
 def run_lines(repo: Path, commit: str) -> list[RunLine]:
@@ -131,24 +34,6 @@ SLOW = {
     "pipelines/slow/pipeline.yaml": "network: none\non_push: true\n",
     "pipelines/slow/main.py": "import time\nprint('started', flush=True)\ntime.sleep(8)\nprint('finished', flush=True)\n",
 }
-
-
-@pytest.fixture
-def serve_factory(tmp_path: Path, engine: docker.DockerClient) -> Iterator[Callable[[str], Serve]]:
-    made: list[Serve] = []
-
-    def make(repo: str) -> Serve:
-        item = Serve(repo, tmp_path / "data", f"t{uuid.uuid4().hex[:8]}")
-        made.append(item)
-        return item
-
-    yield make
-    for item in made:
-        if item.process is not None and item.process.poll() is None:
-            item.process.kill()
-            item.process.wait()
-        for container in containers(engine, item.instance):
-            container.remove(force=True)
 
 
 def test_push_into_a_watched_repository_runs_and_is_recorded(
