@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from reconciler import serving
+from reconciler import demo, serving
 from reconciler.adapters import gitrepo
 from reconciler.adapters.forge import StatusPoster
 from reconciler.adapters.fstree import load_directory, read_pipeline_file
@@ -190,6 +190,22 @@ def _parser() -> argparse.ArgumentParser:
     )
     check.add_argument("dir", nargs="?", type=Path, default=Path("."))
 
+    demo = sub.add_parser(
+        "demo",
+        help="serve the example repository and run its pipelines",
+        description=(
+            "Create a local bare repository from examples/repo, start the reconciler and the status site on it, "
+            "run the example pipelines at once, and print the URL and a git clone/push line to try a change. "
+            "Needs the rig from `bash scripts/setup` (Docker engine, socket proxy, runner image)."
+        ),
+    )
+    demo.add_argument("--listen", default="127.0.0.1:8080")
+    demo.add_argument(
+        "--data",
+        type=Path,
+        help="data directory (default: FASTFLOW_DATA or ~/.local/share/fastflow)",
+    )
+
     status = sub.add_parser(
         "status",
         help="commit statuses and runs recorded on a commit",
@@ -232,6 +248,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _status(args)
         if args.command == "serve":
             return _serve(args)
+        if args.command == "demo":
+            return _demo(args)
         if args.command == "secrets":
             return _secrets(args)
     except InvalidInputError as exc:
@@ -479,4 +497,25 @@ def _serve(args: argparse.Namespace) -> int:
         )
     finally:
         executor.close()
+    return EXIT_OK
+
+
+def _demo(args: argparse.Namespace) -> int:
+    bundle = (
+        os.environ.get("FASTFLOW_CA_BUNDLE")
+        or os.environ.get("SSL_CERT_FILE")
+        or "/etc/ssl/certs/ca-certificates.crt"
+    )
+    settings = load_settings(
+        data_dir=args.data,
+        ca_bundle=Path(bundle)
+        if Path(bundle).is_file()
+        else None,  # downloads may pass a TLS-intercepting proxy
+        instance=os.environ.get("FASTFLOW_INSTANCE") or "demo",
+    )
+    try:
+        listen = serving.Listen.parse(args.listen)
+    except ValueError as exc:
+        raise InvalidInputError(str(exc)) from None
+    asyncio.run(demo.run_demo(settings, listen))
     return EXIT_OK

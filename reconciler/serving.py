@@ -12,8 +12,9 @@ import contextlib
 import logging
 import signal
 import socket
-from collections.abc import Generator
+from collections.abc import Callable, Coroutine, Generator
 from dataclasses import dataclass
+from typing import Any
 
 import uvicorn
 
@@ -70,6 +71,7 @@ async def serve(
     *,
     token: str | None = None,
     stop: asyncio.Event | None = None,
+    on_started: Callable[[App], Coroutine[Any, Any, None]] | None = None,
 ) -> App:
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -89,8 +91,11 @@ async def serve(
     server = _Server(config)
     sock = bind(listen)
     server_task = asyncio.create_task(server.serve(sockets=[sock]))
+    extra: list[asyncio.Task[None]] = []
     try:
         await app.start()
+        if on_started is not None:
+            extra.append(asyncio.create_task(on_started(app)))
         logger.info(
             "serving %s (branch %s) on http://%s:%d",
             app.source.display,
@@ -101,6 +106,8 @@ async def serve(
         await app.run(stop)
     finally:
         logger.info("shutting down: runs keep going and are adopted at the next start")
+        for task in extra:
+            task.cancel()
         await app.shutdown()
         server.should_exit = True
         with contextlib.suppress(asyncio.CancelledError):

@@ -6,6 +6,7 @@ batch of changes yields once; the debounce is short because a push touches refs 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -19,7 +20,7 @@ def _is_ref(change: watchfiles.Change, path: str) -> bool:
 
 
 async def watch_refs(
-    git_dir: Path, stop: object | None = None, debounce_ms: int = 20
+    git_dir: Path, stop: asyncio.Event | None = None, debounce_ms: int = 20
 ) -> AsyncIterator[None]:
     """Yields once per batch of ref changes under ``git_dir`` until ``stop`` (an asyncio.Event) is set."""
     async for _changes in watchfiles.awatch(

@@ -115,6 +115,34 @@ class DockerExecutor:
         self._uv_versions: dict[str, str] = {}
         self._prepare_dirs()
 
+    @staticmethod
+    def ping(base_url: str) -> str | None:
+        """``None`` when the Docker API at ``base_url`` answers, else why not."""
+        try:
+            client = docker.DockerClient(base_url=base_url, timeout=5, version=API_VERSION)
+            try:
+                client.ping()
+            finally:
+                client.close()
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+            return str(exc)
+        return None
+
+    @staticmethod
+    def missing_image(base_url: str, image: str) -> str | None:
+        """``None`` when ``image`` is on the engine, else what to do about it."""
+        try:
+            client = docker.DockerClient(base_url=base_url, timeout=10, version=API_VERSION)
+            try:
+                client.images.get(image)
+            finally:
+                client.close()
+        except docker.errors.ImageNotFound:
+            return f"image {image!r} is not on the engine: build it with `bash scripts/setup`"
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+            return f"cannot ask the Docker API at {base_url} for {image!r}: {exc}"
+        return None
+
     def _prepare_dirs(self) -> None:
         cache, site = self.settings.uv_cache, self.settings.site_dir
         cache.mkdir(parents=True, exist_ok=True)

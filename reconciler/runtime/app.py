@@ -257,6 +257,7 @@ class App:
         if watch_dir is not None:
             self._tasks.append(asyncio.create_task(self._watch(watch_dir, stop)))
         backoff = 1.0
+        self._wake.set()  # one pass right away: a push between start-up and the watcher is not lost
         while not stop.is_set():
             interval = (
                 self.options.interval_s if backoff <= 1.0 else min(backoff, self.options.interval_s)

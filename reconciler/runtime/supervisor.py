@@ -415,7 +415,9 @@ class Supervisor:
                     },
                     run_id=run.run_id,
                 )
-            await asyncio.sleep(SAMPLE_INTERVAL_S)  # real time: containers live in it, not in `clock`
+            await asyncio.sleep(
+                SAMPLE_INTERVAL_S
+            )  # real time: containers live in it, not in `clock`
 
     def _sink(self, run: ActiveRun, writer: LogWriter) -> Callable[[LogLine], None]:
         def sink(line: LogLine) -> None:
