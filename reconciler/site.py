@@ -16,6 +16,7 @@ import hashlib
 import hmac
 import json
 import logging
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -74,6 +75,7 @@ class _Handlers:
     def __init__(self, app: App, webhook_secret: str | None) -> None:
         self.app = app
         self.webhook_secret = webhook_secret
+        self.formatted = _Formatted()  # one per site (and bus): event ids restart with the process
 
     async def index(self, request: Request) -> Response:
         return FileResponse(WEB_DIR / "index.html", headers={"Cache-Control": "no-cache"})
@@ -145,7 +147,9 @@ class _Handlers:
             after = 0  # a run's stream starts with what the run already printed
         headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
         return StreamingResponse(
-            _event_stream(self.app, run_id, after), media_type="text/event-stream", headers=headers
+            _event_stream(self.app, run_id, after, self.formatted),
+            media_type="text/event-stream",
+            headers=headers,
         )
 
     async def metrics(self, request: Request) -> Response:
@@ -154,29 +158,59 @@ class _Handlers:
         )
 
 
-def _format(event: Event) -> bytes:
-    payload = {"kind": event.kind, "at": event.at.isoformat(), "run_id": event.run_id, **event.data}
-    return f"id: {event.id}\nevent: {event.kind}\ndata: {json.dumps(payload, separators=(',', ':'))}\n\n".encode()
+class _Formatted:
+    """Each event serialized once, however many clients receive it (bounded memo by event id)."""
+
+    def __init__(self, size: int = 20_000) -> None:
+        self._cache: OrderedDict[int, bytes] = OrderedDict()
+        self._size = size
+
+    def __call__(self, event: Event) -> bytes:
+        found = self._cache.get(event.id)
+        if found is None:
+            payload = {
+                "kind": event.kind,
+                "at": event.at.isoformat(),
+                "run_id": event.run_id,
+                **event.data,
+            }
+            data = json.dumps(payload, separators=(",", ":"))
+            found = f"id: {event.id}\nevent: {event.kind}\ndata: {data}\n\n".encode()
+            self._cache[event.id] = found
+            if len(self._cache) > self._size:
+                self._cache.popitem(last=False)
+        return found
 
 
-async def _event_stream(app: App, run_id: str | None, after: int | None) -> AsyncIterator[bytes]:
+BATCH = 200  # events already queued for a client go out in one write
+
+
+async def _event_stream(
+    app: App, run_id: str | None, after: int | None, _format: _Formatted
+) -> AsyncIterator[bytes]:
     subscription = app.bus.subscribe(after_id=after, run_id=run_id, maxsize=SSE_QUEUE)
     yield b"retry: 1000\n\n"
-    iterator = aiter(subscription)
     try:
         if run_id is not None and _already_final(app, run_id) and after == 0:
-            # an old run: its lines come from the replay buffer; nothing more will arrive
-            subscription.close()
+            subscription.close()  # an old run: its lines come from the replay buffer; nothing more arrives
         while True:
             try:
-                event = await asyncio.wait_for(anext(iterator), HEARTBEAT_S)
+                async with asyncio.timeout(HEARTBEAT_S):
+                    event = await subscription.next()
             except TimeoutError:
                 yield b": ping\n\n"
                 continue
-            except StopAsyncIteration:
+            if event is None:
                 return  # cut off for lagging (the client resumes with Last-Event-ID) or finished
-            yield _format(event)
-            if run_id is not None and event.kind in (RUN_FINISHED, RUN_SKIPPED):
+            chunk = [_format(event)]
+            ended = run_id is not None and event.kind in (RUN_FINISHED, RUN_SKIPPED)
+            for queued in subscription.drain(BATCH) if not ended else ():
+                chunk.append(_format(queued))
+                if run_id is not None and queued.kind in (RUN_FINISHED, RUN_SKIPPED):
+                    ended = True
+                    break
+            yield b"".join(chunk)
+            if ended:
                 return
     finally:
         subscription.close()

@@ -50,6 +50,24 @@ class Subscription:
         ):  # wakes a waiting consumer; a full queue needs none
             self._queue.put_nowait(None)
 
+    async def next(self) -> Event | None:
+        """The next event, or ``None`` once closed and drained."""
+        if self.closed and self._queue.empty():
+            return None
+        return await self._queue.get()
+
+    def drain(self, limit: int) -> list[Event]:
+        """Events already queued (up to ``limit``), without waiting; stops at the end marker."""
+        found: list[Event] = []
+        while len(found) < limit and not self._queue.empty():
+            event = self._queue.get_nowait()
+            if event is None:
+                with contextlib.suppress(asyncio.QueueFull):
+                    self._queue.put_nowait(None)  # keep the end marker for next()
+                break
+            found.append(event)
+        return found
+
     def __aiter__(self) -> AsyncIterator[Event]:
         return self._iterate()
 
