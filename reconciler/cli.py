@@ -31,7 +31,6 @@ from reconciler.core.reporting import (
     render_status_text,
 )
 from reconciler.errors import InvalidInputError, LaunchError, SecretError
-from reconciler.executors.docker import DockerExecutor, DockerSettings
 from reconciler.model.desired import DesiredState
 from reconciler.model.runs import LogLine, RunOutcome, RunState, Stream
 from reconciler.runtime import oneshot, secrettools
@@ -332,15 +331,8 @@ def _run(args: argparse.Namespace) -> int:
         sys.stderr.write(render_problems(state.invalid[args.pipeline]))
         print(f"fastflow: pipeline {args.pipeline!r} is invalid at this commit", file=sys.stderr)
         return EXIT_INVALID
-    docker_settings = DockerSettings(
-        instance=f"{settings.instance}-cli",
-        data_dir=oneshot.data_dir_ready(settings.data_dir),
-        base_url=settings.docker_host,
-        ca_bundle=settings.ca_bundle,
-        allow_direct_socket=settings.allow_direct_socket,
-    )
     try:
-        executor = DockerExecutor(docker_settings)
+        executor = serving.docker_executor(settings, f"{settings.instance}-cli")
     except LaunchError as exc:
         print(f"fastflow: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -480,15 +472,7 @@ def _serve(args: argparse.Namespace) -> int:
         webhook_secret=os.environ.get("FASTFLOW_WEBHOOK_SECRET") or None,
         push_notes=not args.no_push_notes,
     )
-    executor = DockerExecutor(
-        DockerSettings(
-            instance=settings.instance,
-            data_dir=oneshot.data_dir_ready(settings.data_dir),
-            base_url=settings.docker_host,
-            ca_bundle=settings.ca_bundle,
-            allow_direct_socket=settings.allow_direct_socket,
-        )
-    )
+    executor = serving.docker_executor(settings)
     try:
         asyncio.run(
             serving.serve(

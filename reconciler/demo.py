@@ -17,9 +17,9 @@ from pathlib import Path
 import pygit2
 
 from reconciler.errors import InvalidInputError
-from reconciler.executors.docker import DockerExecutor, DockerSettings
+from reconciler.executors.docker import DockerExecutor
 from reconciler.runtime.app import App, ServeOptions
-from reconciler.serving import Listen, serve
+from reconciler.serving import Listen, docker_executor, serve
 from reconciler.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -121,15 +121,7 @@ async def run_demo(settings: Settings, listen: Listen) -> None:
     prepare_keys()
     origin = settings.data_dir / "demo" / "origin.git"
     create_origin(origin)
-    executor = DockerExecutor(
-        DockerSettings(
-            instance=settings.instance,
-            data_dir=settings.data_dir,
-            base_url=settings.docker_host,
-            ca_bundle=settings.ca_bundle,
-            allow_direct_socket=settings.allow_direct_socket,
-        )
-    )
+    executor = docker_executor(settings)
     options = ServeOptions(source=str(origin), interval_s=60)
 
     async def announce(app: App) -> None:  # called once the first pass is done

@@ -20,6 +20,7 @@ import uvicorn
 
 from reconciler.errors import InvalidInputError
 from reconciler.executors.base import Executor
+from reconciler.executors.docker import DockerExecutor, DockerSettings
 from reconciler.runtime.app import App, ServeOptions
 from reconciler.settings import Settings
 from reconciler.site import create_site
@@ -38,6 +39,20 @@ class Listen:
         if not host or not port.isdigit():
             raise ValueError(f"{text!r} is not HOST:PORT")
         return cls(host.strip("[]"), int(port))
+
+
+def docker_executor(settings: Settings, instance: str | None = None) -> DockerExecutor:
+    """The Docker executor for these settings (the data dir is created if needed)."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return DockerExecutor(
+        DockerSettings(
+            instance=instance or settings.instance,
+            data_dir=settings.data_dir,
+            base_url=settings.docker_host,
+            ca_bundle=settings.ca_bundle,
+            allow_direct_socket=settings.allow_direct_socket,
+        )
+    )
 
 
 def bind(listen: Listen) -> socket.socket:

@@ -6,11 +6,9 @@ as lines arrive (already masked by the runtime). Retention by count per pipeline
 
 from __future__ import annotations
 
-import os
 import shutil
 import time
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import IO
 
@@ -96,11 +94,3 @@ class LogArchive:
                     shutil.rmtree(run, ignore_errors=True)
                     removed += 1
         return removed
-
-
-def parse_at(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-
-def touch(path: Path) -> None:
-    os.utime(path)

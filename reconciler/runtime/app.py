@@ -122,7 +122,9 @@ class App:
         self.supervisor.set_max_parallel(state.settings.max_parallel_runs)
         self.cron.update({name: a.pipeline.spec for name, a in applied.items()}, self._history)
         self._history = {}
+        # workspaces of what is applied and of every run still going (adopted, trailers of older commits)
         keep = {a.pipeline.tree_id for a in applied.values()}
+        keep |= {r.applied.pipeline.tree_id for r in self.supervisor.runs() if not r.state.final}
         retention = state.settings.log_retention
         await asyncio.to_thread(workspaces.collect_garbage, self.settings.workspaces, keep)
         await asyncio.to_thread(

@@ -13,7 +13,6 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 
 from reconciler.adapters import gitrepo, workspaces
 from reconciler.core.commands import make_request
@@ -89,8 +88,3 @@ async def run_once(
     if recorder is not None:
         await recorder.finished(request, outcome, list(tail))
     return outcome
-
-
-def data_dir_ready(path: Path) -> Path:
-    path.mkdir(parents=True, exist_ok=True)
-    return path
