@@ -38,7 +38,8 @@ class _Entry:
     last_seen: datetime
     next_at: datetime
     version: int
-    ticks: Iterator[datetime]  # positioned just after next_at: no croniter rebuilt per fire
+    following: datetime  # the tick after next_at, computed ahead so firing does no cron maths
+    ticks: Iterator[datetime]  # positioned just after `following`: no croniter rebuilt per fire
 
 
 def _fingerprint(spec: PipelineSpec, schedule: Schedule) -> str:
@@ -92,7 +93,8 @@ class Cron:
     ) -> None:
         version = next(self._versions)
         ticks = iter_ticks(schedule, last_seen)
-        entry = _Entry(spec, schedule, fingerprint, last_seen, next(ticks), version, ticks)
+        first = next(ticks)
+        entry = _Entry(spec, schedule, fingerprint, last_seen, first, version, next(ticks), ticks)
         self._entries[key] = entry
         heapq.heappush(self._heap, (entry.next_at, version, key))
 
@@ -109,38 +111,53 @@ class Cron:
             heapq.heappop(self._heap)
 
     async def fire_due(self) -> int:
-        """Handle every entry whose next tick has come; returns how many fired."""
+        """Handle every entry whose next tick has come; returns how many fired.
+
+        Decisions are handed over first; the cron maths for the next ticks (the slow part) is
+        done after every due entry has been handed over, so 10,000 schedules firing together
+        start as early as possible."""
         now = self.clock.now()
-        fired = 0
+        due: list[EntryKey] = []
         while (at := self.next_at()) is not None and at <= now:
-            _, _, key = heapq.heappop(self._heap)
+            due.append(heapq.heappop(self._heap)[2])
+        advance: list[tuple[EntryKey, _Entry]] = []
+        for key in due:
             entry = self._entries[key]
-            decision = self._decide(entry, now)
+            if entry.following > now:  # on time: the one due tick is next_at
+                decision = decide_ticks(entry.spec, [entry.next_at], now)
+                advance.append((key, entry))
+            else:  # more than one tick has passed (a downtime): the slow path
+                decision = self._catch_up(entry, now)
+                self._push(key, entry)
             entry.last_seen = decision.last_seen or now
-            entry.version = next(self._versions)
-            heapq.heappush(self._heap, (entry.next_at, entry.version, key))
             if decision.run:
-                self._note_lateness((now - decision.run[-1]).total_seconds())
-            fired += 1
+                self._note_lateness((self.clock.now() - decision.run[-1]).total_seconds())
             try:
                 await self.on_decision(key[0], key[1], entry.schedule, decision)
             except Exception:
                 logger.exception("handling tick of %s/%s failed", *key)
-        return fired
+        for key, entry in advance:
+            entry.next_at, entry.following = entry.following, next(entry.ticks)
+            self._push(key, entry)
+        return len(due)
 
-    def _decide(self, entry: _Entry, now: datetime) -> Decision:
-        """Candidates from the entry's running tick iterator; it ends positioned after now."""
-        candidates = [entry.next_at]
+    def _push(self, key: EntryKey, entry: _Entry) -> None:
+        entry.version = next(self._versions)
+        heapq.heappush(self._heap, (entry.next_at, entry.version, key))
+
+    def _catch_up(self, entry: _Entry, now: datetime) -> Decision:
+        """All ticks up to ``now`` from the running iterator; it ends positioned after now."""
+        candidates = [entry.next_at, entry.following]
         for tick in entry.ticks:
             if tick > now:
-                entry.next_at = tick
+                entry.next_at, entry.following = tick, next(entry.ticks)
                 return decide_ticks(entry.spec, candidates, now)
             candidates.append(tick)
             if len(candidates) > FAST_PATH_TICKS:
                 break
         decision = decide(entry.spec, entry.schedule, entry.last_seen, now)
         entry.ticks = iter_ticks(entry.schedule, now)
-        entry.next_at = next(entry.ticks)
+        entry.next_at, entry.following = next(entry.ticks), next(entry.ticks)
         return decision
 
     def _note_lateness(self, seconds: float) -> None:
