@@ -31,11 +31,8 @@ sys.path.insert(0, str(ROOT))
 import docker  # noqa: E402
 
 from reconciler.core.notes import parse_lines, runs_of  # noqa: E402
-from reconciler.executors.docker import (  # noqa: E402
-    DockerExecutor,
-    DockerSettings,
-    _timestamp,  # noqa: E402
-)
+from reconciler.executors.docker import DockerExecutor, DockerSettings  # noqa: E402
+from reconciler.executors.dockerdata import docker_time  # noqa: E402
 from reconciler.model.events import RUN_FINISHED  # noqa: E402
 from reconciler.runtime.app import App, ServeOptions  # noqa: E402
 from reconciler.settings import Settings  # noqa: E402
@@ -46,7 +43,7 @@ SCRIPT = "# /// script\n# dependencies = []\n# ///\nprint('hello {n}')\n"
 
 
 def _epoch(text: str) -> float:
-    value = _timestamp(text)
+    value = docker_time(text)
     assert value is not None
     return value
 

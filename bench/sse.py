@@ -39,7 +39,7 @@ from pathlib import Path
 from reconciler.executors.memory import MemoryExecutor, Program
 from reconciler.model.runs import Stream, Trigger
 from reconciler.runtime.app import App, ServeOptions
-from reconciler.runtime.supervisor import RunIntent
+from reconciler.runtime.activeruns import RunIntent
 from reconciler.settings import Settings
 from tests.gitutil import GitRepo
 from tests.sitekit import serving

@@ -65,7 +65,7 @@ def lines_program(count: int, delay: float = 0.002, text: str = "line") -> Progr
 
 async def start_run(app: App) -> str:
     from reconciler.model.runs import Trigger
-    from reconciler.runtime.supervisor import RunIntent
+    from reconciler.runtime.activeruns import RunIntent
 
     run_id = await app.supervisor.submit(
         RunIntent("talk", Trigger.MANUAL, "k1"), app.applied["talk"]

@@ -17,10 +17,11 @@ from reconciler.adapters.logarchive import LogArchive
 from reconciler.core.notes import current_statuses, parse_lines, runs_of
 from reconciler.executors.memory import MemoryExecutor, Program
 from reconciler.model.runs import RunState, Stream, Trigger
+from reconciler.runtime.activeruns import Applied, RunIntent
 from reconciler.runtime.bus import Bus
 from reconciler.runtime.clock import ManualClock, SystemClock
 from reconciler.runtime.recording import Recorder
-from reconciler.runtime.supervisor import Applied, RunIntent, Supervisor
+from reconciler.runtime.supervisor import Supervisor
 from tests.gitutil import GitRepo
 
 HANG = Program(output=((Stream.STDOUT, "working"),), hang=True)

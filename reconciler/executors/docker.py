@@ -16,11 +16,10 @@ import asyncio
 import logging
 import os
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Iterator, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
 
 import docker
 import docker.errors
@@ -42,6 +41,18 @@ from reconciler.executors.base import (
     labels_for,
     run_from_labels,
 )
+from reconciler.executors.dockerdata import (
+    AttemptNotes,
+    classify,
+    container_name,
+    docker_time,
+    explain_api_error,
+    in_daemon_thread,
+    log_entries,
+    parse_log_line,
+    parse_stats,
+    to_float,
+)
 from reconciler.model.runs import (
     LogLine,
     ManagedRun,
@@ -53,7 +64,6 @@ from reconciler.model.runs import (
 )
 
 logger = logging.getLogger(__name__)
-T = TypeVar("T")
 RUNNER_UID = 10001
 UV_VERSION_LABEL = "io.fastflow.uv-version"
 WAIT_CHUNK_S = 300.0  # long waits are split: proxies close idle HTTP requests
@@ -82,15 +92,6 @@ class DockerSettings:
         return self.data_dir / "runner-site"
 
 
-@dataclass
-class _Attempt:
-    """What this process knows about an attempt beyond the engine's state."""
-
-    user_start: float | None = None
-    ended_by: RunState | None = None  # TIMED_OUT or CANCELLED when we stopped it
-    done: threading.Event = field(default_factory=threading.Event)
-
-
 class DockerExecutor:
     def __init__(self, settings: DockerSettings, client: docker.DockerClient | None = None) -> None:
         if settings.base_url.startswith("unix://") and not settings.allow_direct_socket:
@@ -111,7 +112,7 @@ class DockerExecutor:
             base_url=settings.base_url, timeout=int(settings.api_timeout_s), version=API_VERSION
         )
         self._api = self._client.api
-        self._attempts: dict[str, _Attempt] = {}
+        self._attempts: dict[str, AttemptNotes] = {}
         self._uv_versions: dict[str, str] = {}
         self._prepare_dirs()
 
@@ -174,12 +175,12 @@ class DockerExecutor:
                 logger.info("attempt %s exists already; adopting it", name)
                 ref = self._api.inspect_container(name)["Id"]
             else:
-                raise LaunchError(_explain(exc, request.image)) from None
+                raise LaunchError(explain_api_error(exc, request.image)) from None
         except (requests.exceptions.ConnectionError, docker.errors.DockerException) as exc:
             raise ExecutorUnavailableError(
                 f"Docker API at {self.settings.base_url} does not answer: {exc}"
             ) from None
-        self._attempts.setdefault(ref, _Attempt())
+        self._attempts.setdefault(ref, AttemptNotes())
         return RunHandle(ref=ref, request=request)
 
     def _create(self, request: RunRequest, secrets: dict[str, str], name: str) -> str:
@@ -225,7 +226,7 @@ class DockerExecutor:
     async def logs(self, handle: RunHandle) -> AsyncIterator[LogLine]:
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[LogLine | None] = asyncio.Queue()
-        attempt = self._attempts.setdefault(handle.ref, _Attempt())
+        attempt = self._attempts.setdefault(handle.ref, AttemptNotes())
         counter = iter(range(1, 1 << 62))
         lock = threading.Lock()
 
@@ -233,7 +234,7 @@ class DockerExecutor:
             try:
                 for at, text in self._follow(handle.ref, stream):
                     if stream is Stream.STDERR and text.startswith(START_MARKER):
-                        attempt.user_start = _float(text[len(START_MARKER) :])
+                        attempt.user_start = to_float(text[len(START_MARKER) :])
                         continue
                     with lock:
                         line = LogLine(
@@ -290,8 +291,8 @@ class DockerExecutor:
         )
         held, held_at = "", None
         for chunk in chunks:
-            for entry in _entries(chunk):
-                at, text = _parse_line(entry.rstrip(b"\n"))
+            for entry in log_entries(chunk):
+                at, text = parse_log_line(entry.rstrip(b"\n"))
                 if entry.endswith(b"\n"):
                     yield held_at or at, held + text
                     held, held_at = "", None
@@ -319,7 +320,7 @@ class DockerExecutor:
                 await self._stop(handle, RunState.TIMED_OUT, grace_s=0)
                 break
             chunk = WAIT_CHUNK_S if remaining is None else min(WAIT_CHUNK_S, remaining)
-            if await _in_daemon_thread(self._wait_chunk, handle.ref, chunk):
+            if await in_daemon_thread(self._wait_chunk, handle.ref, chunk):
                 break
         outcome = await self.outcome(handle)
         assert outcome is not None, "container still running after wait"
@@ -341,13 +342,13 @@ class DockerExecutor:
 
     def _started_at(self, ref: str) -> float:
         state = self._api.inspect_container(ref)["State"]
-        return _timestamp(state.get("StartedAt")) or datetime.now(UTC).timestamp()
+        return docker_time(state.get("StartedAt")) or datetime.now(UTC).timestamp()
 
     async def cancel(self, handle: RunHandle) -> None:
         await self._stop(handle, RunState.CANCELLED, grace_s=STOP_GRACE_S)
 
     async def _stop(self, handle: RunHandle, reason: RunState, grace_s: int) -> None:
-        self._attempts.setdefault(handle.ref, _Attempt()).ended_by = reason
+        self._attempts.setdefault(handle.ref, AttemptNotes()).ended_by = reason
         try:
             if grace_s:
                 await asyncio.to_thread(self._api.stop, handle.ref, timeout=grace_s)
@@ -362,7 +363,7 @@ class DockerExecutor:
         state = info["State"]
         if state.get("Running") or state.get("Status") == "created":
             return None
-        attempt = self._attempts.get(handle.ref, _Attempt())
+        attempt = self._attempts.get(handle.ref, AttemptNotes())
         image_id = str(info.get("Image", ""))
         uv_version = await asyncio.to_thread(self._uv_version, image_id)
         return classify(handle.request, state, attempt, image_id, uv_version)
@@ -411,7 +412,7 @@ class DockerExecutor:
             timeout_s=managed.timeout_s,
             scheduled_for=managed.scheduled_for,
         )
-        self._attempts.setdefault(managed.ref, _Attempt())
+        self._attempts.setdefault(managed.ref, AttemptNotes())
         return RunHandle(ref=managed.ref, request=request)
 
     async def remove(self, handle: RunHandle) -> None:
@@ -423,148 +424,3 @@ class DockerExecutor:
 
     def close(self) -> None:
         self._client.close()
-
-
-async def _in_daemon_thread(function: Callable[..., T], *args: Any) -> T:
-    """Run a long blocking call in a daemon thread: unlike ``asyncio.to_thread``, a process that
-    shuts down does not wait for it (a graceful stop must not wait for the run to end)."""
-    loop = asyncio.get_running_loop()
-    future: asyncio.Future[T] = loop.create_future()
-
-    def work() -> None:
-        try:
-            result = function(*args)
-        except BaseException as exc:  # noqa: BLE001  (handed to the awaiting task)
-            loop.call_soon_threadsafe(_settle, future, None, exc)
-        else:
-            loop.call_soon_threadsafe(_settle, future, result, None)
-
-    threading.Thread(target=work, daemon=True, name="fastflow-docker-wait").start()
-    return await future
-
-
-def _settle(future: asyncio.Future[T], result: T | None, error: BaseException | None) -> None:
-    if future.done():
-        return
-    if error is not None:
-        future.set_exception(error)
-    else:
-        future.set_result(result)  # type: ignore[arg-type]
-
-
-def parse_stats(raw: Any) -> ResourceSample | None:
-    """A Docker stats document (cgroup v1 or v2) -> ``ResourceSample``; ``None`` once it ended."""
-    if not isinstance(raw, dict):
-        return None
-    memory = raw.get("memory_stats") or {}
-    cpu = (raw.get("cpu_stats") or {}).get("cpu_usage") or {}
-    usage = int(memory.get("usage") or 0)
-    if not usage and not cpu.get("total_usage"):
-        return None
-    # cgroup v1 counts page cache in usage; Docker's CLI subtracts it too
-    details = memory.get("stats") or {}
-    cache = int(details.get("total_inactive_file") or details.get("inactive_file") or 0)
-    return ResourceSample(
-        at=datetime.now(UTC),
-        cpu_seconds=int(cpu.get("total_usage") or 0) / 1e9,
-        memory_bytes=max(usage - cache, 0),
-        memory_peak_bytes=int(memory.get("max_usage") or usage),
-        memory_limit_bytes=int(memory.get("limit") or 0),
-    )
-
-
-def container_name(instance: str, run_id: str, attempt: int) -> str:
-    return f"fastflow-{instance}-{run_id}-a{attempt}"[:200]
-
-
-def classify(
-    request: RunRequest, state: dict[str, Any], attempt: _Attempt, image_id: str, uv_version: str
-) -> RunOutcome:
-    exit_code = state.get("ExitCode")
-    started, finished = _timestamp(state.get("StartedAt")), _timestamp(state.get("FinishedAt"))
-    if attempt.ended_by is not None:
-        result, message = attempt.ended_by, f"stopped by Fast-Flow ({attempt.ended_by.value})"
-        if result is RunState.TIMED_OUT:
-            message = f"killed after the timeout of {request.timeout_s:g}s"
-    elif state.get("OOMKilled"):
-        result, message = (
-            RunState.OOM,
-            f"killed by the kernel: over the memory limit of {request.resources.memory} bytes",
-        )
-    elif exit_code == 0:
-        result, message = RunState.SUCCEEDED, ""
-    else:
-        result, message = RunState.FAILED, f"exited with code {exit_code}"
-        if state.get("Error"):
-            result, message = RunState.ERROR, str(state["Error"])
-    return RunOutcome(
-        run_id=request.run_id,
-        attempt=request.attempt,
-        state=result,
-        exit_code=exit_code,
-        started_at=_datetime(started),
-        finished_at=_datetime(finished),
-        duration_s=round(finished - started, 3)
-        if started and finished and finished >= started
-        else None,
-        setup_s=round(attempt.user_start - started, 3) if attempt.user_start and started else None,
-        image=request.image,
-        image_id=image_id,
-        uv_version=uv_version,
-        message=message,
-    )
-
-
-def _explain(exc: docker.errors.APIError, image: str) -> str:
-    status = exc.status_code
-    detail = (exc.explanation or str(exc)).strip()
-    if isinstance(exc, docker.errors.ImageNotFound) or (
-        status == 404 and "image" in detail.lower()
-    ):
-        return f"image {image!r} is not on the engine (no registry is pulled from): {detail}"
-    if status == 403:
-        return f"the Docker API refused the request (403): is the socket proxy allowing containers? {detail}"
-    return f"the Docker engine could not start the container ({status}): {detail}"
-
-
-def _entries(chunk: bytes) -> Iterator[bytes]:
-    """Split a chunk into log entries, keeping each entry's newline (a partial entry has none)."""
-    start = 0
-    while start < len(chunk):
-        end = chunk.find(b"\n", start)
-        if end == -1:
-            yield chunk[start:]
-            return
-        yield chunk[start : end + 1]
-        start = end + 1
-
-
-def _parse_line(raw: bytes) -> tuple[datetime, str]:
-    text = raw.decode("utf-8", "replace").rstrip("\r")
-    stamp, _, rest = text.partition(" ")
-    at = _datetime(_timestamp(stamp)) or datetime.now(UTC)
-    return at, rest
-
-
-def _timestamp(value: str | None) -> float | None:
-    """Docker's RFC 3339 with nanoseconds -> epoch seconds; ``None`` for the zero time."""
-    if not value or value.startswith("0001-"):
-        return None
-    head, _, frac = value.rstrip("Z").partition(".")
-    try:
-        base = datetime.fromisoformat(head).replace(tzinfo=UTC).timestamp()
-    except ValueError:
-        return None
-    digits = "".join(ch for ch in frac if ch.isdigit())
-    return base + (float(f"0.{digits}") if digits else 0.0)
-
-
-def _datetime(value: float | None) -> datetime | None:
-    return None if value is None else datetime.fromtimestamp(value, UTC)
-
-
-def _float(text: str) -> float | None:
-    try:
-        return float(text.strip())
-    except ValueError:
-        return None

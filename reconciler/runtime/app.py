@@ -35,13 +35,14 @@ from reconciler.model.events import TICK_MISSED
 from reconciler.model.notes import RunLine
 from reconciler.model.runs import RunOutcome, RunState, Trigger
 from reconciler.model.specs import AfterCondition, Schedule
+from reconciler.runtime.activeruns import ActiveRun, Applied, RunIntent
 from reconciler.runtime.bus import Bus
 from reconciler.runtime.clock import Clock, SystemClock
 from reconciler.runtime.cron import Cron, EntryKey
 from reconciler.runtime.metrics import Metrics
 from reconciler.runtime.reconciling import Reconciler
 from reconciler.runtime.recording import Recorder
-from reconciler.runtime.supervisor import ActiveRun, Applied, RunIntent, Supervisor
+from reconciler.runtime.supervisor import Supervisor
 from reconciler.settings import Settings
 
 logger = logging.getLogger(__name__)

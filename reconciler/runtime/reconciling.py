@@ -31,10 +31,10 @@ from reconciler.model.events import COMMIT_FETCHED, PASS_COMPLETED
 from reconciler.model.notes import CONTEXT_APPLY, CONTEXT_VALIDATE, StatusLine, StatusState
 from reconciler.model.runs import Trigger
 from reconciler.model.secrets import SecretValue
+from reconciler.runtime.activeruns import Applied, RunIntent
 from reconciler.runtime.bus import Bus
 from reconciler.runtime.clock import Clock
 from reconciler.runtime.recording import Recorder
-from reconciler.runtime.supervisor import Applied, RunIntent
 from reconciler.runtime.unlocking import Unlocker
 
 logger = logging.getLogger(__name__)
