@@ -42,8 +42,9 @@ async def execute(
     try:
         handle = await executor.launch(request, {k: v.reveal() for k, v in (secrets or {}).items()})
     except (LaunchError, TemporaryError) as exc:
-        logger.warning("run %s could not start: %s", request.run_id, exc)
-        return error_outcome(request, redactor.redact(str(exc)))
+        message = redactor.redact(str(exc))  # an engine's error text could quote the environment
+        logger.warning("run %s could not start: %s", request.run_id, message)
+        return error_outcome(request, message)
     if on_start is not None:
         on_start(handle)
     return await supervise(executor, handle, on_line, redactor, cancel)
