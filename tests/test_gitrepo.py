@@ -71,3 +71,24 @@ def test_example_repository_is_valid_from_disk_and_from_git(
     out = capsys.readouterr().out
     for name in ("extract", "transform", "legacy-report", "notify"):
         assert f'"{name}"' in out
+
+
+def test_listing_from_a_cached_tree_plus_a_diff_equals_a_full_walk(git_repo: GitRepo) -> None:
+    from reconciler.adapters import gitrepo
+
+    steps: list[dict[str, object]] = [
+        {f"pipelines/p{i}/pipeline.yaml": f"description: {i}\n" for i in range(30)}
+        | {"pipelines/README.md": "x"},
+        {"pipelines/p3/main.py": "print(3)\n", "pipelines/new/pipeline.yaml": ""},
+        {"pipelines/p7": None, "pipelines/notes.txt": "y", "pipelines/p8/sub/deep.py": "1"},
+        {"pipelines/p9": None, "pipelines/p9x/pipeline.yaml": "", "pipelines/README.md": None},
+        {"pipelines": None, "elsewhere/file": "z"},
+        {"pipelines/back/pipeline.yaml": ""},
+    ]
+    repo = gitrepo.open_repo(git_repo.path)
+    for files in steps:
+        sha = git_repo.commit(files)  # type: ignore[arg-type]
+        commit = gitrepo.resolve_commit(repo, sha)
+        _, listing = gitrepo.list_pipelines(repo, commit)
+        folder = commit.tree["pipelines"] if "pipelines" in commit.tree else None
+        assert listing == (gitrepo.walk_listing(folder) if folder is not None else {})  # type: ignore[arg-type]

@@ -7,6 +7,7 @@ reads one folder only when the loader asks for it (a tree id it has not seen).
 from __future__ import annotations
 
 import os
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -70,14 +71,64 @@ def list_pipelines(
         if isinstance(entry, pygit2.Blob):
             raw = entry.data if entry.size <= MAX_YAML_BYTES else None
             config = ConfigSource(raw=raw, blob_id=str(entry.id), size=entry.size)
-    listing: dict[str, str] = {}
-    if PIPELINES_DIR in tree:
-        folder = tree[PIPELINES_DIR]
-        if isinstance(folder, pygit2.Tree):
-            for item in folder:
-                if item.filemode == _TREE_MODE and item.name is not None:
-                    listing[item.name] = str(item.id)
-    return config, listing
+    folder = tree[PIPELINES_DIR] if PIPELINES_DIR in tree else None
+    if not isinstance(folder, pygit2.Tree):
+        return config, {}
+    return config, dict(_LISTINGS.listing(repo, folder))
+
+
+class _Listings:
+    """``pipelines/`` listings by tree id. A new tree is listed from a cached one plus a
+    tree-to-tree diff (libgit2 skips identical subtrees), so one changed pipeline costs a
+    diff, not a walk over thousands of entries."""
+
+    def __init__(self, size: int = 8) -> None:
+        self._cache: OrderedDict[tuple[str, str], dict[str, str]] = OrderedDict()
+        self._size = size
+
+    def listing(self, repo: pygit2.Repository, folder: pygit2.Tree) -> dict[str, str]:
+        key = (repo.path, str(folder.id))
+        found = self._cache.get(key)
+        if found is None:
+            found = self._from_previous(repo, folder) or walk_listing(folder)
+            self._cache[key] = found
+            while len(self._cache) > self._size:
+                self._cache.popitem(last=False)
+        self._cache.move_to_end(key)
+        return found
+
+    def _from_previous(self, repo: pygit2.Repository, folder: pygit2.Tree) -> dict[str, str] | None:
+        previous = next(
+            ((k, v) for k, v in reversed(self._cache.items()) if k[0] == repo.path), None
+        )
+        if previous is None:
+            return None
+        old = repo.get(previous[0][1])
+        if not isinstance(old, pygit2.Tree):
+            return None
+        listing = dict(previous[1])
+        changed = {
+            (delta.new_file.path or delta.old_file.path).split("/", 1)[0]
+            for delta in old.diff_to_tree(folder).deltas
+        }
+        for name in changed:
+            listing.pop(name, None)
+            if name in folder:
+                item = folder[name]
+                if item.filemode == _TREE_MODE:
+                    listing[name] = str(item.id)
+        return listing
+
+
+def walk_listing(folder: pygit2.Tree) -> dict[str, str]:
+    return {
+        item.name: str(item.id)
+        for item in folder
+        if item.filemode == _TREE_MODE and item.name is not None
+    }
+
+
+_LISTINGS = _Listings()
 
 
 def read_pipeline(repo: pygit2.Repository, name: str, tree_id: str) -> PipelineSource:
