@@ -31,6 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 import docker  # noqa: E402
 
+from bench.rig import COMMAND, bare_run_kwargs  # noqa: E402
 from reconciler.executors.docker import DockerExecutor, DockerSettings  # noqa: E402
 from reconciler.model.runs import RunRequest, Trigger  # noqa: E402
 from reconciler.model.specs import NetworkMode, Resources  # noqa: E402
@@ -44,7 +45,6 @@ DEPS = (
     "# /// script\n# dependencies = ['six', 'tabulate', 'python-dateutil']\n# ///\n"
     "import sys, six, tabulate, dateutil\nprint(sys.executable if '--which' in sys.argv else 'ok')\n"
 )
-COMMAND = ["uv", "run", "--no-project", "--script", "/app/main.py"]
 
 
 def workspace(root: Path, files: dict[str, str]) -> Path:
@@ -76,25 +76,7 @@ def bare_launch(client: docker.DockerClient, executor: DockerExecutor, ws: Path)
     start = time.perf_counter()
     memory = 512 * 2**20
     container = client.containers.run(
-        IMAGE,
-        COMMAND,
-        detach=True,
-        user="10001:10001",
-        working_dir="/app",
-        environment={"UV_OFFLINE": "1", "HOME": "/tmp", "UV_CACHE_DIR": "/uv-cache"},
-        volumes={
-            str(ws): {"bind": "/app", "mode": "ro"},
-            str(executor.settings.uv_cache): {"bind": "/uv-cache", "mode": "rw"},
-        },
-        tmpfs={"/tmp": f"rw,exec,nosuid,nodev,size={memory}"},
-        mem_limit=memory,
-        memswap_limit=memory,
-        nano_cpus=10**9,
-        pids_limit=256,
-        security_opt=["no-new-privileges"],
-        cap_drop=["ALL"],
-        read_only=True,
-        network_mode="none",
+        IMAGE, COMMAND, **bare_run_kwargs(ws, executor.settings.uv_cache, memory=memory, pids=256)
     )
     assert container.wait()["StatusCode"] == 0
     assert container.logs(stdout=True, stderr=False) == b"hello\n"

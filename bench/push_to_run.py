@@ -30,6 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 import docker  # noqa: E402
 
+from bench.rig import COMMAND, bare_run_kwargs  # noqa: E402
 from reconciler.core.notes import parse_lines, runs_of  # noqa: E402
 from reconciler.executors.docker import DockerExecutor, DockerSettings  # noqa: E402
 from reconciler.executors.dockerdata import docker_time  # noqa: E402
@@ -62,25 +63,7 @@ def bare_launch(client: docker.DockerClient, workspace: Path, cache: Path) -> tu
     wall = time.time()
     start = time.perf_counter()
     container = client.containers.run(
-        IMAGE,
-        ["uv", "run", "--no-project", "--script", "/app/main.py"],
-        detach=True,
-        user="10001:10001",
-        working_dir="/app",
-        environment={"UV_OFFLINE": "1", "HOME": "/tmp", "UV_CACHE_DIR": "/uv-cache"},
-        volumes={
-            str(workspace): {"bind": "/app", "mode": "ro"},
-            str(cache): {"bind": "/uv-cache", "mode": "rw"},
-        },
-        tmpfs={"/tmp": f"rw,exec,nosuid,nodev,size={memory}"},
-        mem_limit=memory,
-        memswap_limit=memory,
-        nano_cpus=10**9,
-        pids_limit=512,
-        security_opt=["no-new-privileges"],
-        cap_drop=["ALL"],
-        read_only=True,
-        network_mode="none",
+        IMAGE, COMMAND, **bare_run_kwargs(workspace, cache, memory=memory, pids=512)
     )
     container.reload()
     started = _epoch(container.attrs["State"]["StartedAt"]) - wall
