@@ -51,3 +51,17 @@ def git_daemon(root: Path) -> Iterator[str]:
         process.wait(timeout=10)
         if process.stderr is not None:
             process.stderr.close()
+
+
+def served_copy(tmp: Path, files: dict[str, str]) -> Path:
+    """A bare ``origin.git`` holding ``files`` as one commit, under ``tmp/served`` (the folder a
+    ``git_daemon`` serves); returns that folder."""
+    from tests.gitutil import GitRepo
+
+    seed = GitRepo(tmp / "seed")
+    seed.commit(dict(files))
+    served = tmp / "served"
+    subprocess.run(
+        ["git", "clone", "-q", "--bare", str(seed.path), str(served / "origin.git")], check=True
+    )
+    return served

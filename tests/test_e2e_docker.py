@@ -22,8 +22,7 @@ from reconciler.runtime.app import App, ServeOptions
 from reconciler.runtime.clock import ManualClock
 from reconciler.settings import Settings
 from tests.dockerutil import DOCKER_HOST, require_engine
-from tests.gitdaemon import git_daemon
-from tests.gitutil import GitRepo
+from tests.gitdaemon import git_daemon, served_copy
 
 pytestmark = pytest.mark.docker
 
@@ -58,12 +57,7 @@ class Remote:
 @pytest.fixture
 def remote(tmp_path: Path) -> Iterator[Remote]:
     require_engine()
-    seed = GitRepo(tmp_path / "seed")
-    seed.commit({"README.md": "pipelines\n"})
-    served = tmp_path / "served"
-    subprocess.run(
-        ["git", "clone", "-q", "--bare", str(seed.path), str(served / "origin.git")], check=True
-    )
+    served = served_copy(tmp_path, {"README.md": "pipelines\n"})
     with git_daemon(served) as base:
         yield Remote(tmp_path, f"{base}/origin.git", served / "origin.git")
 

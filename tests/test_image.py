@@ -15,8 +15,7 @@ import docker
 import pytest
 
 from tests.dockerutil import DOCKER_HOST, require_engine
-from tests.gitdaemon import free_port, git_daemon
-from tests.gitutil import GitRepo
+from tests.gitdaemon import free_port, git_daemon, served_copy
 from tests.servekit import containers, wait_for
 
 pytestmark = pytest.mark.docker
@@ -40,16 +39,12 @@ def test_image_builds_offline_runs_read_only_and_runs_a_pipeline(
         ["bash", "scripts/build-image"], cwd=ROOT, capture_output=True, text=True, timeout=900
     )
     assert built.returncode == 0, built.stderr[-2000:]
-    seed = GitRepo(tmp_path / "seed")
-    seed.commit(
+    served = served_copy(
+        tmp_path,
         {
             "pipelines/hi/pipeline.yaml": "network: none\non_push: true\n",
             "pipelines/hi/main.py": "print(1)\n",
-        }
-    )
-    served = tmp_path / "served"
-    subprocess.run(
-        ["git", "clone", "-q", "--bare", str(seed.path), str(served / "origin.git")], check=True
+        },
     )
     data = tmp_path / "data"
     data.mkdir()

@@ -18,7 +18,7 @@ from reconciler.core.notes import current_statuses, parse_lines, runs_of
 from reconciler.executors.memory import MemoryExecutor, Program
 from reconciler.runtime.app import App, ServeOptions
 from reconciler.settings import Settings
-from tests.gitdaemon import git_daemon
+from tests.gitdaemon import git_daemon, served_copy
 from tests.gitutil import GitRepo
 
 BASE = {
@@ -174,12 +174,7 @@ def test_restart_runs_nothing_twice_and_restores_the_applied_commit(
 
 
 def test_git_daemon_remote_force_push_and_deleted_branch(tmp_path: Path) -> None:
-    source = GitRepo(tmp_path / "source")
-    source.commit(BASE)
-    served = tmp_path / "served"
-    subprocess.run(
-        ["git", "clone", "-q", "--bare", str(source.path), str(served / "origin.git")], check=True
-    )
+    served = served_copy(tmp_path, BASE)
 
     async def body(url: str) -> None:
         work = tmp_path / "work"

@@ -19,7 +19,7 @@ import pytest
 from reconciler.adapters.gitnotes import NoteStore
 from reconciler.core.notes import parse_lines
 from reconciler.model.notes import RunLine
-from tests.gitdaemon import git_daemon
+from tests.gitdaemon import git_daemon, served_copy
 from tests.gitutil import GitRepo
 from tests.servekit import SECRET, Serve, containers, state, wait_for
 
@@ -63,16 +63,12 @@ def test_push_into_a_watched_repository_runs_and_is_recorded(
 def test_webhook_with_good_and_bad_signatures(
     tmp_path: Path, serve_factory: Callable[[str], Serve]
 ) -> None:
-    seed = GitRepo(tmp_path / "seed")
-    seed.commit(
+    served = served_copy(
+        tmp_path,
         {
             "pipelines/hi/pipeline.yaml": "network: none\non_push: true\n",
             "pipelines/hi/main.py": "print(1)\n",
-        }
-    )
-    served = tmp_path / "served"
-    subprocess.run(
-        ["git", "clone", "-q", "--bare", str(seed.path), str(served / "origin.git")], check=True
+        },
     )
     with git_daemon(served) as base:
         serve = serve_factory(f"{base}/origin.git")
