@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -77,6 +78,28 @@ class Serve:
                 return int(response.status)
         except urllib.error.HTTPError as exc:
             return int(exc.code)
+
+    def post_oversized(self, path: str, headers: dict[str, str], chunked_bytes: int = 0) -> int:
+        """POST a body larger than the server accepts over a raw socket and return the status.
+
+        The server answers 413 as soon as it can decide and closes the connection, so a client
+        that keeps writing the rest of the body races a broken pipe. This one sends only what the
+        server needs: with ``chunked_bytes == 0`` the headers declare ``Content-Length: 2 MiB``
+        and no body follows; otherwise that many bytes go out as one chunk of a chunked body.
+        """
+        lines = [f"POST {path} HTTP/1.1", f"Host: 127.0.0.1:{self.port}", "Connection: close"]
+        lines += [f"{name}: {value}" for name, value in headers.items()]
+        if chunked_bytes:
+            lines.append("Transfer-Encoding: chunked")
+        else:
+            lines.append(f"Content-Length: {2 << 20}")
+        head = ("\r\n".join(lines) + "\r\n\r\n").encode()
+        with socket.create_connection(("127.0.0.1", self.port), timeout=10) as conn:
+            conn.sendall(head)
+            if chunked_bytes:
+                conn.sendall(f"{chunked_bytes:x}\r\n".encode() + b"x" * chunked_bytes + b"\r\n")
+            status_line = conn.makefile("rb").readline().decode()
+        return int(status_line.split()[1])
 
     def stop(self, sig: int = signal.SIGTERM) -> int:
         assert self.process is not None

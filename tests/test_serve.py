@@ -85,7 +85,9 @@ def test_webhook_with_good_and_bad_signatures(
         good = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
         assert serve.post("/hooks/git", body, {"X-Hub-Signature-256": "sha256=" + "0" * 64}) == 401
         assert serve.post("/hooks/git", body, {}) == 401
-        assert serve.post("/hooks/git", b"x" * (2 << 20), {"X-Hub-Signature-256": good}) == 413
+        signed = {"X-Hub-Signature-256": good}
+        assert serve.post_oversized("/hooks/git", signed) == 413  # declared length
+        assert serve.post_oversized("/hooks/git", signed, chunked_bytes=(1 << 20) + 1) == 413
         time.sleep(1)
         assert serve.get("/api/runs")[1]["runs"] == []  # nothing fetched yet
         gitea = hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
