@@ -30,9 +30,10 @@ class Serve:
         self.process: subprocess.Popen[str] | None = None
         self.log = data.parent / f"serve-{instance}.log"
 
-    def start(self, interval: float = 3600) -> None:
+    def start(self, interval: float = 3600, env: dict[str, str] | None = None) -> None:
         env = {
             **os.environ,
+            **(env or {}),
             "FASTFLOW_DOCKER_HOST": DOCKER_HOST,
             "FASTFLOW_WEBHOOK_SECRET": SECRET,
             "FASTFLOW_INSTANCE": self.instance,

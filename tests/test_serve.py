@@ -20,6 +20,7 @@ from reconciler.adapters.gitnotes import NoteStore
 from reconciler.core.notes import parse_lines
 from reconciler.model.notes import RunLine
 from tests.gitdaemon import git_daemon, served_copy
+from tests.githttp import git_http
 from tests.gitutil import GitRepo
 from tests.servekit import SECRET, Serve, containers, state, wait_for
 
@@ -162,3 +163,54 @@ def test_sigterm_leaves_the_container_running_and_the_next_start_adopts_it(
         ("succeeded", "push", ["started", "finished"])
     ]
     serve.stop()
+
+
+@pytest.mark.parametrize("given_in", ["env", "url"])
+def test_serve_from_an_authenticated_http_remote_never_shows_the_token(
+    tmp_path: Path, serve_factory: Callable[[str], Serve], given_in: str
+) -> None:
+    token = "tok-CANARY-serve-51c2"
+    served = served_copy(
+        tmp_path,
+        {
+            "pipelines/hi/pipeline.yaml": "network: none\non_push: true\n",
+            "pipelines/hi/main.py": "print(1)\n",
+        },
+    )
+    origin = served / "origin.git"
+    with git_http(served, "fastflow", token) as base:
+        if given_in == "env":
+            serve = serve_factory(f"{base}/origin.git")
+            serve.start(env={"FASTFLOW_GIT_USERNAME": "fastflow", "FASTFLOW_GIT_PASSWORD": token})
+        else:
+            serve = serve_factory(base.replace("://", f"://fastflow:{token}@") + "/origin.git")
+            serve.start()
+        work = tmp_path / "work"
+        subprocess.run(["git", "clone", "-q", str(origin), str(work)], check=True)
+        (work / "pipelines/hi/main.py").write_text("print('over https-style auth')\n")
+        git = ["git", "-C", str(work), "-c", "user.name=t", "-c", "user.email=t@t"]
+        subprocess.run([*git, "commit", "-qam", "change"], check=True)
+        subprocess.run([*git, "push", "-q", "origin", "HEAD:main"], check=True)
+        head = subprocess.run(
+            [*git, "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        body = b"{}"
+        signature = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+        assert serve.post("/hooks/git", body, {"X-Hub-Signature-256": signature}) == 202
+        # the run line reaches the remote: notes were pushed back over authenticated HTTP
+        wait_for(
+            lambda: any(r.state == "succeeded" for r in run_lines(origin, head)),
+            90,
+            "the run was not recorded at the remote",
+        )
+        shown = [json.dumps(serve.get(path)[1]) for path in ("/api/state", "/api/runs")]
+        assert serve.stop() == 0
+    assert [r.log_tail for r in run_lines(origin, head)] == [["over https-style auth"]]
+    assert all(token not in text for text in shown)
+    assert token not in serve.log.read_text()
+    leaked = [
+        path
+        for path in serve.data.rglob("*")
+        if path.is_file() and token.encode() in path.read_bytes()
+    ]
+    assert leaked == []

@@ -18,11 +18,13 @@ import os
 import random
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import pygit2
 
+from reconciler.adapters.gitsource import explain
 from reconciler.core.notes import append_lines, merge_notes
 from reconciler.errors import SourceUnavailableError
 
@@ -134,49 +136,53 @@ class NoteStore:
 
     # -- exchanging with a remote ------------------------------------------------------------
 
-    def sync(
-        self, url: str, attempts: int = 8, callbacks: pygit2.RemoteCallbacks | None = None
-    ) -> SyncResult:
-        """Fetch, merge and push the notes ref; retried with backoff when the remote moves."""
+    def sync(self, url: str, attempts: int = 8, callbacks: Callbacks | None = None) -> SyncResult:
+        """Fetch, merge and push the notes ref; retried with backoff when the remote moves.
+
+        ``callbacks`` makes fresh credentials/host-check callbacks for each remote operation."""
         tracking = f"refs/fastflow/remote-notes/{hashlib.sha1(url.encode()).hexdigest()[:12]}"
         with self._lock:
             for attempt in range(1, attempts + 1):
                 remote = self.repo.remotes.create_anonymous(url)
+                fetching = _make(callbacks)
                 try:
-                    remote.fetch([f"+{self.ref}:{tracking}"], callbacks=callbacks)
+                    remote.fetch([f"+{self.ref}:{tracking}"], callbacks=fetching)
                 except pygit2.GitError as exc:
                     if (
                         "couldn't find remote ref" not in str(exc).lower()
                         and "not found" not in str(exc).lower()
                     ):
-                        raise SourceUnavailableError(f"cannot fetch notes: {exc}") from exc
+                        why = explain(exc, fetching, url)
+                        raise SourceUnavailableError(f"cannot fetch notes: {why}") from None
                 fetched = tracking in self.repo.references
                 merged = self._merge_from(tracking) if fetched else False
                 if self.repo.references.get(self.ref) is None:
                     return SyncResult(fetched, merged, False, attempt)
-                rejected = _push(remote, f"{self.ref}:{self.ref}", callbacks)
+                rejected = _push(remote, f"{self.ref}:{self.ref}", _make(callbacks), url)
                 if not rejected:
                     return SyncResult(fetched, merged, True, attempt)
                 logger.info("notes push rejected (%s); fetching again", rejected)
                 time.sleep(min(2.0, 0.05 * 2**attempt) * random.uniform(0.5, 1.0))
         raise NotesConflictError(f"could not push {self.ref} after {attempts} attempts")
 
-    def pull(self, url: str, callbacks: pygit2.RemoteCallbacks | None = None) -> bool:
+    def pull(self, url: str, callbacks: Callbacks | None = None) -> bool:
         """Fetch another repository's notes and merge them into ours (no push). Two local
         repositories stay in step with a ``pull`` in each direction; libgit2 cannot push into a
         non-bare repository, but it can always fetch from one."""
         tracking = f"refs/fastflow/remote-notes/{hashlib.sha1(url.encode()).hexdigest()[:12]}"
         with self._lock:
             remote = self.repo.remotes.create_anonymous(url)
+            fetching = _make(callbacks)
             try:
-                remote.fetch([f"+{self.ref}:{tracking}"], callbacks=callbacks)
+                remote.fetch([f"+{self.ref}:{tracking}"], callbacks=fetching)
             except pygit2.GitError as exc:
                 if (
                     "couldn't find remote ref" in str(exc).lower()
                     or "not found" in str(exc).lower()
                 ):
                     return False
-                raise SourceUnavailableError(f"cannot fetch notes: {exc}") from exc
+                why = explain(exc, fetching, url)
+                raise SourceUnavailableError(f"cannot fetch notes: {why}") from None
             return self._merge_from(tracking) if tracking in self.repo.references else False
 
     def _merge_from(self, tracking: str) -> bool:
@@ -235,17 +241,44 @@ def _compare_and_swap(
     return True
 
 
+Callbacks = Callable[[], pygit2.RemoteCallbacks]
+
+
+def _make(callbacks: Callbacks | None) -> pygit2.RemoteCallbacks | None:
+    return callbacks() if callbacks is not None else None
+
+
 class _PushCallbacks(pygit2.RemoteCallbacks):
+    """Records per-ref rejections; credentials and the host check come from ``inner``."""
+
     def __init__(self, inner: pygit2.RemoteCallbacks | None) -> None:
-        super().__init__(credentials=getattr(inner, "credentials", None))
+        super().__init__()
+        self.inner = inner
+        self.host_rejected: str | None = None
         self.rejected: list[str] = []
+
+    def credentials(
+        self, url: str, username_from_url: str | None, allowed_types: pygit2.enums.CredentialType
+    ) -> Any:
+        if self.inner is None:
+            return super().credentials(url, username_from_url, allowed_types)
+        return self.inner.credentials(url, username_from_url, allowed_types)
+
+    def certificate_check(self, certificate: None, valid: bool, host: bytes | str) -> bool:
+        if self.inner is None:
+            return super().certificate_check(certificate, valid, host)  # type: ignore[arg-type]
+        verdict = bool(self.inner.certificate_check(certificate, valid, host))  # type: ignore[arg-type]
+        self.host_rejected = getattr(self.inner, "host_rejected", None)
+        return verdict
 
     def push_update_reference(self, refname: str, message: str | None) -> None:
         if message:
             self.rejected.append(f"{refname}: {message}")
 
 
-def _push(remote: pygit2.Remote, spec: str, callbacks: pygit2.RemoteCallbacks | None) -> str:
+def _push(
+    remote: pygit2.Remote, spec: str, callbacks: pygit2.RemoteCallbacks | None, url: str
+) -> str:
     """Push without force; returns why it was rejected ('' when it went through)."""
     recorder = _PushCallbacks(callbacks)
     try:
@@ -257,7 +290,7 @@ def _push(remote: pygit2.Remote, spec: str, callbacks: pygit2.RemoteCallbacks | 
             for word in ("non-fast-forward", "rejected", "cannot push", "not present locally")
         ):
             return text
-        raise SourceUnavailableError(f"cannot push notes: {exc}") from exc
+        raise SourceUnavailableError(f"cannot push notes: {explain(exc, recorder, url)}") from None
     return "; ".join(recorder.rejected)
 
 

@@ -1,10 +1,25 @@
 """The source: a bare mirror of the desired-state repository in the data dir, fetched with pygit2.
 
 The source is a local path (watched for pushes, see ``adapters.watcher``) or a URL (``file://``,
-``git://``, ``http(s)://``, ``ssh://`` with a key from ``FASTFLOW_GIT_SSH_KEY``) fetched on an
-interval and on webhooks. Every fetch mirrors all branches (``+refs/heads/*``, pruned), so
-force-pushes and deleted branches show up as they are. Credentials in URLs are scrubbed from
-every message.
+``git://``, ``http(s)://``, ``ssh://``) fetched on an interval and on webhooks. Every fetch
+mirrors all branches (``+refs/heads/*``, pruned), so force-pushes and deleted branches show up
+as they are.
+
+Credentials (``GitAuth``, from ``FASTFLOW_GIT_*``):
+
+* ``http(s)://``: ``FASTFLOW_GIT_USERNAME`` / ``FASTFLOW_GIT_PASSWORD`` (a forge token), or
+  ``user:token@`` in the URL. The environment is preferred: a URL given as ``--repo`` is visible
+  to every local user in the process list. TLS certificates are checked against the system CA
+  bundle; ``SSL_CERT_FILE`` replaces it (a company CA, a TLS-intercepting proxy).
+* ``ssh://``: the private key file ``FASTFLOW_GIT_SSH_KEY`` (public key next to it as ``.pub``
+  or ``FASTFLOW_GIT_SSH_PUBKEY``; ``FASTFLOW_GIT_SSH_PASSPHRASE``). Host keys are checked
+  strictly: the server's key must be in ``~/.ssh/known_hosts`` of the user running Fast-Flow, or
+  in the file ``FASTFLOW_GIT_SSH_KNOWN_HOSTS`` (copied to ``<data>/ssh-home/.ssh/known_hosts``,
+  where libgit2 is told to look; libgit2 reads known_hosts only from a home directory). An
+  unknown or changed host key fails the fetch, never trusted on first use.
+
+Credentials are offered once per fetch (a rejected one is not retried in a loop) and never
+appear in messages: ``user:password@`` is scrubbed from every URL we print.
 """
 
 from __future__ import annotations
@@ -12,8 +27,9 @@ from __future__ import annotations
 import logging
 import os
 import re
+import shutil
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pygit2
@@ -23,44 +39,94 @@ from reconciler.errors import SourceUnavailableError
 logger = logging.getLogger(__name__)
 HEADS = "refs/heads/"
 TRAILER = re.compile(r"^Fastflow-Run:\s*(.+)$", re.IGNORECASE | re.MULTILINE)
-_USERINFO = re.compile(r"(?<=://)[^/@\s]+@")
+_USERINFO = re.compile(r"\b([a-z][a-z0-9+.-]*)://([^/@\s]+)@", re.IGNORECASE)
+_SSH_KEY = pygit2.enums.CredentialType.SSH_KEY
+_USERPASS = pygit2.enums.CredentialType.USERPASS_PLAINTEXT
 
 
 def scrub(text: str) -> str:
-    """Remove ``user:password@`` from every URL in ``text``."""
-    return _USERINFO.sub("***@", text)
+    """Mask the credentials of every URL in ``text``: all of ``user:password@`` (and of a lone
+    ``token@``, which forges accept), except the plain user name of an ``ssh://`` URL."""
+    return _USERINFO.sub(_mask, text)
+
+
+def _mask(match: re.Match[str]) -> str:
+    scheme, userinfo = match.group(1), match.group(2)
+    if scheme.lower() == "ssh" and ":" not in userinfo:
+        return match.group(0)
+    return f"{scheme}://***@"
+
+
+def _secret_in_url(url: str) -> bool:
+    return scrub(url) != url
 
 
 @dataclass(frozen=True)
 class SshKey:
     private: str
     public: str | None = None
-    passphrase: str = ""
+    passphrase: str = field(default="", repr=False)
+
+
+@dataclass(frozen=True)
+class GitAuth:
+    """What the source may present to a remote; the repr never shows the password."""
+
+    ssh_key: SshKey | None = None
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    known_hosts: Path | None = None
 
 
 class _Callbacks(pygit2.RemoteCallbacks):
-    def __init__(self, key: SshKey | None) -> None:
+    def __init__(self, auth: GitAuth) -> None:
         super().__init__()
-        self._key = key
+        self._auth = auth
+        self.offered = False
+        self.host_rejected: str | None = None
 
     def credentials(
         self, url: str, username_from_url: str | None, allowed_types: pygit2.enums.CredentialType
-    ) -> pygit2.Keypair:
-        if self._key is not None and allowed_types & pygit2.enums.CredentialType.SSH_KEY:
-            public = self._key.public or f"{self._key.private}.pub"
+    ) -> pygit2.Keypair | pygit2.UserPass:
+        shown = scrub(url)
+        if self.offered:
+            raise SourceUnavailableError(f"the remote {shown} rejected the configured credentials")
+        auth = self._auth
+        if auth.ssh_key is not None and allowed_types & _SSH_KEY:
+            self.offered = True
+            key = auth.ssh_key
             return pygit2.Keypair(
-                username_from_url or "git", public, self._key.private, self._key.passphrase
+                username_from_url or auth.username or "git",
+                key.public or f"{key.private}.pub",
+                key.private,
+                key.passphrase,
             )
+        if auth.password is not None and allowed_types & _USERPASS:
+            self.offered = True
+            return pygit2.UserPass(auth.username or username_from_url or "git", auth.password)
+        if _secret_in_url(url):
+            raise SourceUnavailableError(f"the remote {shown} rejected the credentials in its URL")
+        wanted = "FASTFLOW_GIT_SSH_KEY" if allowed_types & _SSH_KEY else "FASTFLOW_GIT_PASSWORD"
         raise SourceUnavailableError(
-            f"the remote {scrub(url)} asks for credentials and none are configured"
+            f"the remote {shown} asks for credentials and none are configured (set {wanted})"
         )
+
+    def certificate_check(self, certificate: None, valid: bool, host: bytes | str) -> bool:
+        # libgit2 has already checked the TLS chain or the SSH host key against known_hosts;
+        # ``valid`` is its verdict, and an unknown host is refused, never trusted on first use.
+        if not valid:
+            self.host_rejected = host.decode() if isinstance(host, bytes) else host
+        return bool(valid)
 
 
 class GitSource:
-    def __init__(self, location: str, mirror: Path, ssh_key: SshKey | None = None) -> None:
+    def __init__(self, location: str, mirror: Path, auth: GitAuth | None = None) -> None:
         self.location = location
         self.mirror_path = mirror
-        self.callbacks = _Callbacks(ssh_key)
+        auth = auth or GitAuth()
+        if auth.known_hosts is not None:
+            _use_known_hosts(auth.known_hosts, mirror.parent / "ssh-home")
+        self.auth = auth
         local = Path(location).expanduser()
         self.local_path: Path | None = (
             local.resolve() if "://" not in location and local.exists() else None
@@ -91,17 +157,24 @@ class GitSource:
     def fetch(self) -> dict[str, str]:
         """Mirror every branch; returns ``branch -> commit id`` after the fetch."""
         remote = self.repo.remotes.create_anonymous(self.url)
+        callbacks = self.remote_callbacks()
         try:
             remote.fetch(
                 [f"+{HEADS}*:{HEADS}*"],
-                callbacks=self.callbacks,
+                callbacks=callbacks,
                 prune=pygit2.enums.FetchPrune.PRUNE,
             )
+        except SourceUnavailableError as exc:
+            raise SourceUnavailableError(f"cannot fetch {self.display}: {exc}") from None
         except (pygit2.GitError, OSError, KeyError) as exc:
             raise SourceUnavailableError(
-                f"cannot fetch {self.display}: {scrub(str(exc))}"
+                f"cannot fetch {self.display}: {explain(exc, callbacks, self.url)}"
             ) from None
         return self.heads()
+
+    def remote_callbacks(self) -> pygit2.RemoteCallbacks:
+        """Fresh callbacks for one remote operation (credentials are offered once each)."""
+        return _Callbacks(self.auth)
 
     def heads(self) -> dict[str, str]:
         found = {}
@@ -141,13 +214,49 @@ def iter_branches(heads: dict[str, str]) -> Iterator[tuple[str, str]]:
     yield from sorted(heads.items())
 
 
-def ssh_key_from_env(env: dict[str, str] | None = None) -> SshKey | None:
+def explain(exc: BaseException, callbacks: object, url: str) -> str:
+    """A libgit2 error as a message a person can act on, without credentials."""
+    host = getattr(callbacks, "host_rejected", None)
+    if host is None:
+        return scrub(str(exc))
+    if url.startswith(("http://", "https://")):
+        return (
+            f"the TLS certificate of {host} is not trusted; point SSL_CERT_FILE at a CA bundle "
+            "that includes its issuer"
+        )
+    return (
+        f"the SSH host key of {host} is unknown or has changed; after checking it, add it to "
+        "known_hosts (FASTFLOW_GIT_SSH_KNOWN_HOSTS or ~/.ssh/known_hosts), e.g. from `ssh-keyscan`"
+    )
+
+
+def _use_known_hosts(known_hosts: Path, home: Path) -> None:
+    """Make libgit2 check SSH host keys against ``known_hosts`` (it only reads
+    ``<home>/.ssh/known_hosts``, so the file is copied there and libgit2's home is moved)."""
+    target = home / ".ssh" / "known_hosts"
+    target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    shutil.copyfile(known_hosts, target)
+    pygit2.settings.homedir = str(home)
+
+
+def git_auth_from_env(env: dict[str, str] | None = None) -> GitAuth:
+    """``FASTFLOW_GIT_SSH_KEY`` (+ ``_SSH_PUBKEY``, ``_SSH_PASSPHRASE``, ``_SSH_KNOWN_HOSTS``),
+    ``FASTFLOW_GIT_USERNAME`` and ``FASTFLOW_GIT_PASSWORD``."""
     source = os.environ if env is None else env
     private = source.get("FASTFLOW_GIT_SSH_KEY")
-    if not private:
-        return None
-    return SshKey(
-        private,
-        source.get("FASTFLOW_GIT_SSH_PUBKEY"),
-        source.get("FASTFLOW_GIT_SSH_PASSPHRASE", ""),
+    key = (
+        SshKey(
+            private,
+            source.get("FASTFLOW_GIT_SSH_PUBKEY"),
+            source.get("FASTFLOW_GIT_SSH_PASSPHRASE", ""),
+        )
+        if private
+        else None
+    )
+    known_hosts = source.get("FASTFLOW_GIT_SSH_KNOWN_HOSTS")
+    return GitAuth(
+        ssh_key=key,
+        username=source.get("FASTFLOW_GIT_USERNAME") or None,
+        password=source.get("FASTFLOW_GIT_PASSWORD") or None,
+        known_hosts=Path(known_hosts) if known_hosts else None,
     )

@@ -23,7 +23,7 @@ import pygit2
 from reconciler.adapters import gitrepo, workspaces
 from reconciler.adapters.forge import StatusPoster
 from reconciler.adapters.gitnotes import NoteStore
-from reconciler.adapters.gitsource import GitSource, ssh_key_from_env
+from reconciler.adapters.gitsource import GitSource, git_auth_from_env
 from reconciler.adapters.logarchive import LogArchive
 from reconciler.adapters.watcher import watch_refs
 from reconciler.core.notes import latest_runs
@@ -73,7 +73,7 @@ class App:
         self.clock = clock or SystemClock()
         data = settings.data_dir
         data.mkdir(parents=True, exist_ok=True)
-        self.source = GitSource(options.source, data / "mirror.git", ssh_key_from_env())
+        self.source = GitSource(options.source, data / "mirror.git", git_auth_from_env())
         self.store = NoteStore(self.source.mirror_path)
         poster = StatusPoster(settings.forge) if settings.forge else None
         self.recorder = Recorder(self.store, poster, settings.site_url)
@@ -318,7 +318,7 @@ class App:
         directions (it may be non-bare, which libgit2 cannot push into)."""
         local = self.source.local_path
         if local is None:
-            self.store.sync(self.source.url, attempts, self.source.callbacks)
+            self.store.sync(self.source.url, attempts, self.source.remote_callbacks)
             return
         NoteStore(local, max_runs=self.store.max_runs).pull(str(self.source.mirror_path))
         self.store.pull(str(local))
