@@ -19,7 +19,7 @@ from pathlib import Path
 from reconciler import demo, serving
 from reconciler.adapters import gitrepo
 from reconciler.adapters.forge import StatusPoster
-from reconciler.adapters.fstree import load_directory, read_pipeline_file
+from reconciler.adapters.fstree import directory_reader, load_directory
 from reconciler.adapters.gitnotes import NoteStore
 from reconciler.cliparser import build_parser
 from reconciler.core.loading import Loader
@@ -37,7 +37,7 @@ from reconciler.model.runs import LogLine, RunOutcome, RunState, Stream
 from reconciler.runtime import oneshot, secrettools
 from reconciler.runtime.app import ServeOptions
 from reconciler.runtime.recording import Recorder
-from reconciler.runtime.unlocking import Kinds, ReadSecretFile, Unlocker
+from reconciler.runtime.unlocking import Kinds, Unlocker
 from reconciler.settings import load_settings
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
@@ -82,10 +82,10 @@ def _validate(args: argparse.Namespace) -> int:
     if args.rev:
         repo = gitrepo.open_repo(args.dir)
         state = gitrepo.load_commit(repo, gitrepo.resolve_commit(repo, args.rev))
-        read: ReadSecretFile = lambda p, f: gitrepo.read_file(repo, p.tree_id, f)  # noqa: E731
+        read = gitrepo.commit_reader(repo, state.commit)
     else:
         state = load_directory(args.dir)
-        read = lambda p, f: read_pipeline_file(args.dir, p.name, f)  # noqa: E731
+        read = directory_reader(args.dir)
     if not args.no_decrypt and (kinds.sops or kinds.fernet):
         state, _ = Unlocker(kinds=kinds).unlock(state, read)
     if args.format == "json":

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from reconciler.adapters.fernet import FernetKeys, generate_key
-from reconciler.adapters.fstree import load_directory, read_pipeline_file
+from reconciler.adapters.fstree import directory_reader, load_directory
 from reconciler.core.redacting import Redactor, StreamRedactor
 from reconciler.errors import SecretError
 from reconciler.executors.memory import MemoryExecutor, Program
@@ -80,9 +80,7 @@ def sops_repo(tmp_path: Path) -> tuple[Path, dict[str, str], str]:
 
 def unlock(repo: Path, env: dict[str, str]) -> tuple[list[str], dict[str, dict[str, SecretValue]]]:
     state = load_directory(repo)
-    new_state, values = Unlocker(env).unlock(
-        state, lambda p, f: read_pipeline_file(repo, p.name, f)
-    )
+    new_state, values = Unlocker(env).unlock(state, directory_reader(repo))
     return [str(p) for p in new_state.problems], values
 
 

@@ -270,7 +270,65 @@ CASES: list[tuple[str, dict[str, Content], list[tuple[str, str]]]] = [
     (
         "secret-not-in-allowlist",
         spec("secrets: [API_KEY]\n"),
-        [(f"{P}:1:11", "secrets[0]: no secret named 'API_KEY' (known: none)")],
+        [
+            (
+                f"{P}:1:11",
+                "secrets[0]: no secret named 'API_KEY' (own: none; shared in secrets/: none)",
+            )
+        ],
+    ),
+    (
+        "shared-secret-in-two-files",
+        spec(
+            "secrets: [DSN]\n",
+            **{
+                "secrets/a.fernet.yaml": f"DSN: {FERNET}\n",
+                "secrets/b.fernet.yaml": f"DSN: {FERNET}\n",
+            },
+        ),
+        [
+            (
+                f"{P}:1:11",
+                "secrets[0]: secret 'DSN' is defined in secrets/a.fernet.yaml and "
+                "secrets/b.fernet.yaml; keep it in one file",
+            )
+        ],
+    ),
+    (
+        "shared-secret-unknown-lists-both-kinds",
+        spec(
+            "secrets: [TOKEN, DNS]\n",
+            **{
+                "pipelines/p/secrets.fernet.yaml": f"TOKEN: {FERNET}\n",
+                "secrets/db.fernet.yaml": f"DSN: {FERNET}\n",
+            },
+        ),
+        [(f"{P}:1:18", "secrets[1]: no secret named 'DNS' (own: TOKEN; shared in secrets/: DSN)")],
+    ),
+    (
+        "env-collides-with-a-granted-shared-secret",
+        spec("secrets: [DSN]\nenv:\n  DSN: x\n", **{"secrets/db.fernet.yaml": f"DSN: {FERNET}\n"}),
+        [(f"{P}:3:3", "env.DSN: name collides with a secret of the same name")],
+    ),
+    (
+        "shared-file-not-sops",
+        spec("", **{"secrets/db.sops.yaml": "DSN: plain\n"}),
+        [("secrets/db.sops.yaml:1:1", "not a SOPS file")],
+    ),
+    (
+        "shared-file-plaintext-fernet",
+        spec("", **{"secrets/db.fernet.yaml": "\nDSN: hunter2\n"}),
+        [("secrets/db.fernet.yaml:2:1", "secret 'DSN': the value is not a Fernet token")],
+    ),
+    (
+        "shared-group-bad-name",
+        spec("", **{"secrets/Team DB.fernet.yaml": f"DSN: {FERNET}\n"}),
+        [("secrets/Team DB.fernet.yaml:1:1", "shared secrets group 'Team DB' must match")],
+    ),
+    (
+        "shared-file-yaml-error",
+        spec("", **{"secrets/db.fernet.yaml": "DSN: [\n"}),
+        [("secrets/db.fernet.yaml:2:1", "")],
     ),
     (
         "fernet-plaintext",

@@ -17,8 +17,13 @@ from reconciler.core.sources import (
     MAX_FILE_BYTES,
     MAX_YAML_BYTES,
     PIPELINES_DIR,
+    SHARED_DIR,
     FileEntry,
     PipelineSource,
+    ReadFile,
+    SharedFile,
+    SharedSource,
+    shared_kind,
     wants_blob,
 )
 from reconciler.errors import InvalidInputError
@@ -38,7 +43,7 @@ def load_directory(root: str | os.PathLike[str], loader: Loader | None = None) -
             name=name, tree_id=tree_id, files=folders[name][1][0], blobs=folders[name][1][1]
         )
 
-    return loader.load(listing, read, _config(base))
+    return loader.load(listing, read, _config(base), shared=_shared(base))
 
 
 def _pipeline_dirs(base: Path) -> list[str]:
@@ -58,6 +63,24 @@ def _config(base: Path) -> ConfigSource:
         return ConfigSource(raw=None, blob_id=f"size:{size}", size=size)
     raw = path.read_bytes()
     return ConfigSource(raw=raw, blob_id=hashlib.sha256(raw).hexdigest(), size=size)
+
+
+def _shared(base: Path) -> SharedSource:
+    folder = base / SHARED_DIR
+    if not folder.is_dir() or folder.is_symlink():
+        return SharedSource()
+    digest = hashlib.sha256()
+    files = []
+    for entry in sorted(os.scandir(folder), key=lambda e: e.name):
+        if entry.is_dir(follow_symlinks=False):
+            continue
+        is_link = entry.is_symlink()
+        size = entry.stat(follow_symlinks=False).st_size
+        wanted = shared_kind(entry.name) and not is_link and size <= MAX_YAML_BYTES
+        raw = Path(entry.path).read_bytes() if wanted else None
+        digest.update(f"{entry.name}\0{size}\0{int(is_link)}\0".encode() + (raw or b""))
+        files.append(SharedFile(f"{SHARED_DIR}/{entry.name}", size, raw, is_link))
+    return SharedSource(digest.hexdigest(), tuple(files))
 
 
 def _scan(folder: Path) -> tuple[str, tuple[tuple[FileEntry, ...], dict[str, bytes]]]:
@@ -88,6 +111,15 @@ def _scan(folder: Path) -> tuple[str, tuple[tuple[FileEntry, ...], dict[str, byt
     return digest.hexdigest(), (tuple(files), blobs)
 
 
-def read_pipeline_file(root: str | os.PathLike[str], pipeline: str, name: str) -> bytes | None:
-    path = Path(root) / PIPELINES_DIR / pipeline / name
-    return path.read_bytes() if path.is_file() and not path.is_symlink() else None
+def directory_reader(root: str | os.PathLike[str]) -> ReadFile:
+    """``read(path)``: a repo-relative regular file under ``root`` (never through a symlink)."""
+    base = Path(root)
+
+    def read(path: str) -> bytes | None:
+        full = base / path
+        parts = [base / Path(*Path(path).parts[: i + 1]) for i in range(len(Path(path).parts))]
+        if any(p.is_symlink() for p in parts) or not full.is_file():
+            return None
+        return full.read_bytes()
+
+    return read

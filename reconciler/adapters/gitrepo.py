@@ -18,8 +18,13 @@ from reconciler.core.sources import (
     CONFIG_FILE,
     MAX_YAML_BYTES,
     PIPELINES_DIR,
+    SHARED_DIR,
     FileEntry,
     PipelineSource,
+    ReadFile,
+    SharedFile,
+    SharedSource,
+    shared_kind,
     wants_blob,
 )
 from reconciler.errors import InvalidInputError
@@ -171,14 +176,38 @@ def load_commit(
         listing,
         lambda name, tree_id: read_pipeline(repo, name, tree_id),
         config,
+        shared=shared_secrets(commit),
         commit=str(commit.id),
     )
 
 
-def read_file(repo: pygit2.Repository, tree_id: str, path: str) -> bytes | None:
-    """The bytes of ``path`` inside the tree ``tree_id``, ``None`` when absent or not a file."""
-    tree = repo.get(tree_id)
-    if not isinstance(tree, pygit2.Tree) or path not in tree:
-        return None
-    blob = tree[path]
-    return blob.data if isinstance(blob, pygit2.Blob) else None
+def shared_secrets(commit: pygit2.Commit) -> SharedSource:
+    """The ``secrets/`` folder of ``commit`` (files directly inside it)."""
+    folder = commit.tree[SHARED_DIR] if SHARED_DIR in commit.tree else None
+    if not isinstance(folder, pygit2.Tree):
+        return SharedSource()
+    files = []
+    for item in folder:
+        if not isinstance(item, pygit2.Blob):
+            continue
+        path, is_link = f"{SHARED_DIR}/{item.name}", item.filemode == _LINK_MODE
+        wanted = shared_kind(item.name or "") and not is_link and item.size <= MAX_YAML_BYTES
+        files.append(SharedFile(path, item.size, item.data if wanted else None, is_link))
+    return SharedSource(str(folder.id), tuple(files))
+
+
+def commit_reader(repo: pygit2.Repository, commit: str | None) -> ReadFile:
+    """``read(path)``: the bytes of a repo-relative file at ``commit``, ``None`` when absent."""
+    item = repo.get(commit) if commit else None
+    tree = item.peel(pygit2.Tree) if isinstance(item, pygit2.Commit) else None
+
+    def read(path: str) -> bytes | None:
+        if tree is None:
+            return None
+        try:
+            blob = tree[path]
+        except KeyError:
+            return None
+        return blob.data if isinstance(blob, pygit2.Blob) else None
+
+    return read

@@ -7,11 +7,10 @@ read here, only a digest of their ciphertext so a plan can say "changed").
 
 from __future__ import annotations
 
-import hashlib
 import posixpath
 from dataclasses import dataclass, field
-from typing import Any
 
+from reconciler.core.secretfiles import read_secret_names
 from reconciler.core.sources import (
     FERNET_FILE,
     MAX_FILE_BYTES,
@@ -24,10 +23,8 @@ from reconciler.core.sources import (
 )
 from reconciler.core.yamlread import Mark, YamlDoc, YamlError, read_yaml
 from reconciler.model.desired import Layout
-from reconciler.model.specs import ENV_NAME_PATTERN
 
 FolderProblem = tuple[str, Mark, str]  # (path inside the folder, position, message)
-FERNET_PREFIX = "gAAAAA"  # version byte 0x80, base64url: every Fernet token starts like this
 
 
 @dataclass
@@ -142,47 +139,15 @@ def _read_secrets(folder: Folder, source: PipelineSource) -> None:
             continue
         found.append(path)
         raw = source.blobs.get(path)
-        doc = _read_doc(folder, path, raw, want_mapping=True) if raw is not None else None
-        if doc is None:
+        if raw is None:  # too big or a symlink: said by _check_entry
             continue
-        data: dict[str, Any] = doc.data
-        if is_sops and not isinstance(data.get("sops"), dict):
-            folder.problems.append(
-                (
-                    path,
-                    Mark(1, 1),
-                    "not a SOPS file (no 'sops' metadata); encrypt it with `sops --encrypt`",
+        names = read_secret_names(raw, is_sops=is_sops)
+        folder.problems += [(path, mark, text) for mark, text in names.problems]
+        for name, digest in names.digests.items():
+            if name in folder.secret_digests:
+                folder.problems.append(
+                    (path, names.marks[name], f"secret {name!r} is defined in both secrets files")
                 )
-            )
-            continue
-        for name, value in data.items():
-            if is_sops and name == "sops":
-                continue
-            _add_secret(folder, path, doc, name, value, is_sops=is_sops)
+            else:
+                folder.secret_digests[name] = digest
     folder.secret_files = tuple(found)
-
-
-def _add_secret(
-    folder: Folder, path: str, doc: YamlDoc, name: str, value: Any, *, is_sops: bool
-) -> None:
-    mark = doc.locate((name,), key=True)
-    if not ENV_NAME_PATTERN.fullmatch(name):
-        folder.problems.append(
-            (path, mark, f"secret name {name!r} is not a valid environment variable name")
-        )
-    elif not isinstance(value, str):
-        # never echo the value: it may be a plain-text secret committed by mistake
-        folder.problems.append((path, mark, f"secret {name!r}: the value must be a single string"))
-    elif not is_sops and not value.startswith(FERNET_PREFIX):
-        folder.problems.append(
-            (
-                path,
-                mark,
-                f"secret {name!r}: the value is not a Fernet token; "
-                "encrypt it with `fastflow secrets encrypt`",
-            )
-        )
-    elif name in folder.secret_digests:
-        folder.problems.append((path, mark, f"secret {name!r} is defined in both secrets files"))
-    else:
-        folder.secret_digests[name] = hashlib.sha256(value.encode()).hexdigest()[:12]

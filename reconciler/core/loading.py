@@ -19,12 +19,14 @@ from pydantic import ValidationError
 from reconciler.core.checking import check_after_graph
 from reconciler.core.explaining import explain, field_path
 from reconciler.core.folders import Folder, inspect_folder
+from reconciler.core.shared import SharedSecrets, inspect_shared
 from reconciler.core.sources import (
     CONFIG_FILE,
     MAX_YAML_BYTES,
     PIPELINES_DIR,
     SPEC_FILE,
     ReadPipeline,
+    SharedSource,
 )
 from reconciler.core.yamlread import Mark, Path, YamlDoc, YamlError, read_yaml
 from reconciler.model.desired import DesiredState, Pipeline
@@ -61,8 +63,9 @@ class Loader:
 
     def __init__(self) -> None:
         self._folders: dict[str, Folder] = {}
-        self._results: dict[tuple[str, str], _Result] = {}
+        self._results: dict[tuple[str, str, str], _Result] = {}
         self._previous: set[str] = set()
+        self._shared: tuple[str, SharedSecrets] = ("", SharedSecrets())
 
     def load(
         self,
@@ -70,20 +73,30 @@ class Loader:
         read: ReadPipeline,
         config: ConfigSource = ConfigSource(),
         *,
+        shared: SharedSource | None = None,
         commit: str | None = None,
     ) -> DesiredState:
+        shared = shared or SharedSource()
         cfg = load_config(config)
+        secrets = self._shared_secrets(shared)
         results: dict[str, _Result] = {}
         for name, tree_id in sorted(listing.items()):
             folder = self._folder(name, tree_id, read)
             if not folder.is_pipeline:
                 continue
-            key = (tree_id, config.blob_id)
+            key = (tree_id, config.blob_id, shared.tree_id)
             if key not in self._results:
-                self._results[key] = _load_pipeline(name, tree_id, folder, cfg)
+                self._results[key] = _load_pipeline(name, tree_id, folder, cfg, secrets)
             results[name] = self._results[key]
         self._forget_except(set(listing.values()))
-        return _assemble(commit, config.blob_id, cfg, results)
+        return _assemble(commit, config.blob_id, cfg, secrets, results)
+
+    def _shared_secrets(self, source: SharedSource) -> SharedSecrets:
+        if not source.tree_id:
+            return SharedSecrets()
+        if self._shared[0] != source.tree_id:
+            self._shared = (source.tree_id, inspect_shared(source))
+        return self._shared[1]
 
     def _folder(self, name: str, tree_id: str, read: ReadPipeline) -> Folder:
         folder = self._folders.get(tree_id)
@@ -148,7 +161,9 @@ def _problem(path: str, mark: Mark, message: str, pipeline: str | None) -> Probl
     return Problem(path=path, line=mark.line, col=mark.col, message=message, pipeline=pipeline)
 
 
-def _load_pipeline(name: str, tree_id: str, folder: Folder, cfg: _Config) -> _Result:
+def _load_pipeline(
+    name: str, tree_id: str, folder: Folder, cfg: _Config, shared: SharedSecrets
+) -> _Result:
     base = f"{PIPELINES_DIR}/{name}"
     spec_path = f"{base}/{SPEC_FILE}"
     problems = [_problem(f"{base}/{p}", m, t, name) for p, m, t in folder.problems]
@@ -178,7 +193,7 @@ def _load_pipeline(name: str, tree_id: str, folder: Folder, cfg: _Config) -> _Re
         return spec_path, doc.locate(path, key=on_key)
 
     merged = merge_defaults(cfg.defaults, doc.data)
-    problems += _check_files(name, merged, folder, locate)
+    problems += _check_files(name, merged, folder, shared, locate)
     try:
         spec = PipelineSpec.model_validate(merged)
     except ValidationError as exc:
@@ -197,11 +212,25 @@ def _load_pipeline(name: str, tree_id: str, folder: Folder, cfg: _Config) -> _Re
         layout=folder.layout,
         secret_files=folder.secret_files,
         secret_digests=dict(folder.secret_digests),
+        shared_secrets=_shared_grants(spec.secrets or [], folder, shared),
     )
     return _Result(pipeline, (), doc)
 
 
-def _check_files(name: str, merged: dict[str, Any], folder: Folder, locate: Any) -> list[Problem]:
+def _shared_grants(
+    asked: list[str], folder: Folder, shared: SharedSecrets
+) -> dict[str, tuple[str, str]]:
+    """The shared secrets an (already checked) allow-list receives: own names win."""
+    return {
+        name: shared.names[name][0]
+        for name in sorted(set(asked))
+        if name not in folder.secret_digests and len(shared.names.get(name, ())) == 1
+    }
+
+
+def _check_files(
+    name: str, merged: dict[str, Any], folder: Folder, shared: SharedSecrets, locate: Any
+) -> list[Problem]:
     """Checks against the folder's files; on the raw mapping, so they run beside type errors."""
     found: list[tuple[Path, bool, str]] = []
     entrypoint = merged.get("entrypoint", "main.py")
@@ -219,16 +248,11 @@ def _check_files(name: str, merged: dict[str, Any], folder: Folder, locate: Any)
             )
     secrets = set(folder.secret_digests)
     allowed = merged.get("secrets")
-    for index, secret in enumerate(allowed if isinstance(allowed, list) else ()):
-        if isinstance(secret, str) and secret not in secrets:
-            known = ", ".join(sorted(secrets)) or "none"
-            found.append(
-                (
-                    ("secrets", index),
-                    False,
-                    f"secrets[{index}]: no secret named {secret!r} (known: {known})",
-                )
-            )
+    asked = list(enumerate(allowed)) if isinstance(allowed, list) else []
+    found += _check_allow_list([(i, s) for i, s in asked if isinstance(s, str)], secrets, shared)
+    received = secrets | {
+        s for _, s in asked if isinstance(s, str)
+    }  # env names may collide with an own or a granted shared one
     envs: list[tuple[Path, Any]] = [(("env",), merged.get("env"))]
     schedules = merged.get("schedules")
     for index, schedule in enumerate(schedules if isinstance(schedules, list) else ()):
@@ -236,7 +260,7 @@ def _check_files(name: str, merged: dict[str, Any], folder: Folder, locate: Any)
             envs.append((("schedules", index, "env"), schedule.get("env")))
     for prefix, env in envs:
         for key in env if isinstance(env, dict) else ():
-            if key in secrets:
+            if key in received:
                 found.append(
                     (
                         (*prefix, key),
@@ -251,8 +275,31 @@ def _check_files(name: str, merged: dict[str, Any], folder: Folder, locate: Any)
     return problems
 
 
+def _check_allow_list(
+    asked: list[tuple[int, str]], own: set[str], shared: SharedSecrets
+) -> list[tuple[Path, bool, str]]:
+    found: list[tuple[Path, bool, str]] = []
+    for index, secret in asked:
+        places = [path for path, _ in shared.names.get(secret, ())]
+        if secret in own or len(places) == 1:
+            continue
+        if places:
+            text = f"secret {secret!r} is defined in {' and '.join(places)}; keep it in one file"
+        else:
+            text = (
+                f"no secret named {secret!r} (own: {', '.join(sorted(own)) or 'none'}; "
+                f"shared in secrets/: {', '.join(shared.known()) or 'none'})"
+            )
+        found.append((("secrets", index), False, f"secrets[{index}]: {text}"))
+    return found
+
+
 def _assemble(
-    commit: str | None, config_id: str, cfg: _Config, results: dict[str, _Result]
+    commit: str | None,
+    config_id: str,
+    cfg: _Config,
+    shared: SharedSecrets,
+    results: dict[str, _Result],
 ) -> DesiredState:
     pipelines = {name: r.pipeline for name, r in results.items() if r.pipeline is not None}
     docs = {name: r.doc for name, r in results.items() if r.doc is not None}
@@ -263,7 +310,7 @@ def _assemble(
     for problem in graph_problems:
         assert problem.pipeline is not None
         invalid.setdefault(problem.pipeline, []).append(problem)
-    every = {p for ps in invalid.values() for p in ps} | set(cfg.problems)
+    every = {p for ps in invalid.values() for p in ps} | set(cfg.problems) | set(shared.problems)
     # model_construct: every part is validated already; re-checking 5,000 pipelines costs ~10 ms
     return DesiredState.model_construct(
         commit=commit,

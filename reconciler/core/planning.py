@@ -41,7 +41,11 @@ def make_plan(base: DesiredState, head: DesiredState, now: datetime) -> Plan:
         elif new is None and old is not None:
             changes.append(_describe(name, ChangeKind.REMOVED, old, None, now))
         elif old is not None and new is not None:
-            if same_config and old.tree_id == new.tree_id:
+            if (
+                same_config
+                and old.tree_id == new.tree_id
+                and old.shared_secrets == new.shared_secrets
+            ):
                 unchanged += 1
                 continue
             change = _describe(name, ChangeKind.CHANGED, old, new, now)
@@ -74,8 +78,8 @@ def _describe(
 ) -> PipelineChange:
     before = old.spec.model_dump(mode="json", exclude={"schedules"}) if old else {}
     after = new.spec.model_dump(mode="json", exclude={"schedules"}) if new else {}
-    old_secrets = old.secret_digests if old else {}
-    new_secrets = new.secret_digests if new else {}
+    old_secrets = old.received_digests if old else {}
+    new_secrets = new.received_digests if new else {}
     old_schedules = _keyed(old.spec.schedules) if old else {}
     new_schedules = _keyed(new.spec.schedules) if new else {}
     return PipelineChange(

@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 PIPELINES_DIR = "pipelines"
+SHARED_DIR = "secrets"  # repo-level shared secrets: secrets/<group>.sops.yaml | .fernet.yaml
 CONFIG_FILE = "fastflow.yaml"
 SPEC_FILE = "pipeline.yaml"
 SOPS_FILE = "secrets.sops.yaml"
@@ -37,6 +38,36 @@ class PipelineSource:
     files: tuple[FileEntry, ...]
     blobs: Mapping[str, bytes] = field(default_factory=dict)  # only PARSED_FILES within limits
 
+
+@dataclass(frozen=True)
+class SharedFile:
+    """A file directly inside ``secrets/``; ``raw`` only for secret files within the size limit."""
+
+    path: str  # repo-relative, e.g. "secrets/warehouse.sops.yaml"
+    size: int
+    raw: bytes | None = None
+    is_link: bool = False
+
+
+@dataclass(frozen=True)
+class SharedSource:
+    """The ``secrets/`` folder of a commit; ``tree_id`` is "" when there is none."""
+
+    tree_id: str = ""
+    files: tuple[SharedFile, ...] = ()
+
+
+def shared_kind(filename: str) -> tuple[str, bool] | None:
+    """``<group>.sops.yaml`` -> (group, True), ``<group>.fernet.yaml`` -> (group, False)."""
+    for suffix, is_sops in ((".sops.yaml", True), (".fernet.yaml", False)):
+        if filename.endswith(suffix) and len(filename) > len(suffix):
+            return filename[: -len(suffix)], is_sops
+    return None
+
+
+ReadFile = Callable[[str], bytes | None]
+"""``read(path)``: a repo-relative file's bytes at the commit (or directory) being loaded, or
+``None`` when it is absent; how secret files reach ``runtime.unlocking``."""
 
 ReadPipeline = Callable[[str, str], PipelineSource]
 """``read(name, tree_id)``: the adapter's way to read one folder, called only on a cache miss."""

@@ -30,17 +30,28 @@ class Pipeline(BaseModel):
     secret_files: tuple[str, ...] = ()
     # name -> short digest of the *ciphertext*, so a plan can say "changed" without any value
     secret_digests: dict[str, str] = Field(default_factory=dict)
+    # repo-level shared secrets this pipeline asked for: name -> (file, digest of the ciphertext)
+    shared_secrets: dict[str, tuple[str, str]] = Field(default_factory=dict)
 
     @property
     def secret_names(self) -> tuple[str, ...]:
+        """The names of its own secrets (its folder's files)."""
         return tuple(sorted(self.secret_digests))
 
     @property
     def granted_secrets(self) -> tuple[str, ...]:
-        """The secret names this pipeline receives (its allow-list, or all of its own)."""
+        """The secret names this pipeline receives: its allow-list (own or shared), or all of its
+        own when it has none. Shared secrets are never granted implicitly."""
         if self.spec.secrets is None:
             return self.secret_names
         return tuple(sorted(set(self.spec.secrets)))
+
+    @property
+    def received_digests(self) -> dict[str, str]:
+        """Granted name -> digest of its ciphertext, own or shared (what a plan compares)."""
+        found = {n: d for n, d in self.secret_digests.items() if n in self.granted_secrets}
+        found |= {n: d for n, (_, d) in self.shared_secrets.items() if n not in found}
+        return dict(sorted(found.items()))
 
 
 class DesiredState(BaseModel):

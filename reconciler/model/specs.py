@@ -252,7 +252,11 @@ class PipelineSpec(Frozen):
     resources: Resources = Field(default_factory=Resources)
     network: NetworkMode = Field(NetworkMode.BRIDGE, strict=False)
     env: EnvMap = Field(default_factory=dict)
-    secrets: list[str] | None = Field(None, description="allow-list; default: all of its own")
+    secrets: list[str] | None = Field(
+        None,
+        description="allow-list of secret names: its own, or shared ones from secrets/ "
+        "(received only when named here); default: all of its own",
+    )
     suspend: bool = False
 
     @field_validator("python")

@@ -236,7 +236,7 @@ class App:
             return None
         state, secrets = self.reconciler.unlocker.unlock(
             gitrepo.load_commit(repo, gitrepo.resolve_commit(repo, commit), self.reconciler.loader),
-            lambda p, f: gitrepo.read_file(repo, p.tree_id, f),
+            gitrepo.commit_reader(repo, commit),
         )
         found = state.pipelines.get(pipeline)
         return Applied(found, commit, secrets.get(pipeline, {})) if found else None

@@ -44,7 +44,7 @@ def prepare(settings: Settings, repo_path: str, rev: str, name: str) -> Prepared
     repo = gitrepo.open_repo(repo_path)
     commit = gitrepo.resolve_commit(repo, rev)
     state = gitrepo.load_commit(repo, commit)
-    state, secrets = Unlocker().unlock(state, lambda p, f: gitrepo.read_file(repo, p.tree_id, f))
+    state, secrets = Unlocker().unlock(state, gitrepo.commit_reader(repo, str(commit.id)))
     if name in state.invalid:
         return Prepared(None, state, repo.path)
     pipeline = state.pipelines.get(name)

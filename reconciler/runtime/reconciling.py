@@ -172,7 +172,7 @@ class Reconciler:
     def _load(self, commit: str) -> tuple[DesiredState, dict[str, dict[str, SecretValue]]]:
         repo = self.source.repo
         state = gitrepo.load_commit(repo, gitrepo.resolve_commit(repo, commit), self.loader)
-        return self.unlocker.unlock(state, lambda p, f: gitrepo.read_file(repo, p.tree_id, f))
+        return self.unlocker.unlock(state, gitrepo.commit_reader(repo, commit))
 
     async def _apply(
         self,

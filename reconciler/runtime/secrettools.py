@@ -25,9 +25,9 @@ import yaml
 
 from reconciler.adapters import sops
 from reconciler.adapters.fernet import FernetKeys, generate_key
-from reconciler.adapters.fstree import load_directory, read_pipeline_file
+from reconciler.adapters.fstree import directory_reader, load_directory
 from reconciler.core.redacting import MIN_LENGTH
-from reconciler.core.sources import FERNET_FILE, PIPELINES_DIR, SOPS_FILE
+from reconciler.core.sources import FERNET_FILE, PIPELINES_DIR, SHARED_DIR, SOPS_FILE
 from reconciler.errors import InvalidInputError
 from reconciler.runtime.unlocking import Unlocker
 
@@ -91,9 +91,11 @@ class Rotated:
 
 
 def secret_files(repo: Path, name: str) -> Iterator[Path]:
-    folder = repo / PIPELINES_DIR
-    if folder.is_dir():
-        yield from sorted(p for p in folder.glob(f"*/{name}") if p.is_file() and not p.is_symlink())
+    """Every ``pipelines/*/<name>`` and the shared ``secrets/*.<suffix>`` of the same kind
+    (``name`` is ``secrets.sops.yaml`` or ``secrets.fernet.yaml``)."""
+    found = list((repo / PIPELINES_DIR).glob(f"*/{name}"))
+    found += (repo / SHARED_DIR).glob(f"*.{name.removeprefix('secrets.')}")
+    yield from sorted(p for p in found if p.is_file() and not p.is_symlink())
 
 
 def rotate_fernet(repo: Path, env: Mapping[str, str] | None = None) -> list[Rotated]:
@@ -159,7 +161,7 @@ def check(repo: Path, env: Mapping[str, str] | None = None) -> list[str]:
                 "run `fastflow secrets rotate` (sops updatekeys)"
             )
     state = load_directory(repo)
-    unlocked, values = Unlocker(env).unlock(state, lambda p, f: read_pipeline_file(repo, p.name, f))
+    unlocked, values = Unlocker(env).unlock(state, directory_reader(repo))
     found += [str(p) for p in unlocked.problems if p not in state.problems]
     found += [str(p) for p in state.problems]
     for pipeline, secrets in values.items():
