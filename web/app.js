@@ -30,7 +30,9 @@ function ago(iso) {
   if (seconds < 60) return `${Math.round(seconds)}s ago`;
   if (seconds < 3600) return `${Math.round(seconds / 60)} min ago`;
   if (seconds < 86400) return `${Math.round(seconds / 3600)} h ago`;
-  return `${Math.round(seconds / 86400)} d ago`;
+  if (seconds < 60 * 86400) return `${Math.round(seconds / 86400)} d ago`;
+  if (seconds < 365 * 86400) return `${Math.round(seconds / (30.44 * 86400))} months ago`;
+  return `${(seconds / (365.25 * 86400)).toFixed(1)} years ago`;
 }
 const bytes = (n) => (n >= 2 ** 30 ? (n / 2 ** 30).toFixed(2) + " GiB" : (n / 2 ** 20).toFixed(1) + " MiB");
 const secs = (s) => (s === null || s === undefined ? "–" : s < 60 ? s.toFixed(2) + "s" : (s / 60).toFixed(1) + " min");

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import difflib
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Set
 
 from reconciler.core.sources import PIPELINES_DIR, SPEC_FILE
 from reconciler.core.yamlread import Mark, YamlDoc
@@ -18,11 +18,13 @@ from reconciler.model.problems import Problem
 
 def check_after_graph(
     pipelines: Mapping[str, Pipeline],
-    known: set[str],
+    known: Set[str],
     docs: Mapping[str, YamlDoc],
     config_doc: YamlDoc | None = None,
 ) -> list[Problem]:
-    """Problems for unknown ``after`` references (among ``known`` names) and for cycles."""
+    """Problems for unknown ``after`` references (among ``known`` names) and for cycles.
+
+    Only pipelines with an ``after:`` matter, so callers may pass just those."""
     del config_doc  # `after` set in fastflow.yaml defaults is located at the pipeline's file
     problems: list[Problem] = []
     edges: dict[str, list[str]] = {}

@@ -28,8 +28,11 @@ def make_plan(base: DesiredState, head: DesiredState, now: datetime) -> Plan:
     same_config = base.config_id == head.config_id
     changes: list[PipelineChange] = []
     unchanged = 0
-    for name in sorted(set(base.pipelines) | set(head.pipelines) | set(head.invalid)):
+    for name in sorted(base.pipelines.keys() | head.pipelines.keys() | head.invalid.keys()):
         old, new = base.pipelines.get(name), head.pipelines.get(name)
+        if old is new and same_config and name not in head.invalid:
+            unchanged += 1  # the same object: a Loader reused it because nothing changed
+            continue
         if name in head.invalid:
             changes.append(
                 PipelineChange(
