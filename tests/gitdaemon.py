@@ -17,9 +17,10 @@ def free_port() -> int:
 
 
 @contextmanager
-def git_daemon(root: Path) -> Iterator[str]:
-    """Serve every repository under ``root``; yields the base URL ``git://127.0.0.1:<port>``."""
-    port = free_port()
+def git_daemon(root: Path, port: int | None = None) -> Iterator[str]:
+    """Serve every repository under ``root``; yields the base URL ``git://127.0.0.1:<port>``
+    (``port`` again to bring a stopped server back at the same address)."""
+    port = port or free_port()
     process = subprocess.Popen(
         [
             "git",

@@ -16,7 +16,7 @@ import pygit2
 from reconciler.adapters.gitnotes import NoteStore
 from reconciler.core.notes import current_statuses, parse_lines, runs_of
 from reconciler.executors.memory import MemoryExecutor, Program
-from reconciler.runtime.app import App, ServeOptions
+from reconciler.runtime.app import App, ServeOptions, fetch_wait
 from reconciler.settings import Settings
 from tests.gitdaemon import git_daemon, served_copy
 from tests.gitutil import GitRepo
@@ -226,3 +226,9 @@ def test_notes_reach_a_local_non_bare_source(git_repo: GitRepo, tmp_path: Path) 
         assert "fastflow/apply" in NoteStore(git_repo.path).read(first)
 
     run(body)
+
+
+def test_fetch_retries_back_off_and_never_wait_longer_than_the_interval() -> None:
+    assert [fetch_wait(60, n) for n in range(8)] == [60, 2, 4, 8, 16, 32, 60, 60]
+    assert [fetch_wait(3600, n) for n in (0, 8, 9, 100)] == [3600, 256, 300, 300]
+    assert fetch_wait(1, 5) == 1  # a short interval is never stretched by the backoff

@@ -12,6 +12,7 @@ import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import docker
 import pytest
@@ -19,7 +20,7 @@ import pytest
 from reconciler.adapters.gitnotes import NoteStore
 from reconciler.core.notes import parse_lines
 from reconciler.model.notes import RunLine
-from tests.gitdaemon import git_daemon, served_copy
+from tests.gitdaemon import free_port, git_daemon, served_copy
 from tests.githttp import git_http
 from tests.gitutil import GitRepo
 from tests.servekit import SECRET, Serve, containers, state, wait_for
@@ -214,3 +215,62 @@ def test_serve_from_an_authenticated_http_remote_never_shows_the_token(
         if path.is_file() and token.encode() in path.read_bytes()
     ]
     assert leaked == []
+
+
+def test_an_unreachable_remote_keeps_the_applied_state_and_recovers(
+    tmp_path: Path, serve_factory: Callable[[str], Serve]
+) -> None:
+    served = served_copy(
+        tmp_path,
+        {
+            "pipelines/hi/pipeline.yaml": "network: none\non_push: true\n",
+            "pipelines/hi/main.py": "print('first')\n",
+        },
+    )
+    origin = served / "origin.git"
+    first = _head(origin)
+    port = free_port()
+    with git_daemon(served, port) as base:
+        serve = serve_factory(f"{base}/origin.git")
+        serve.start(interval=1)
+        wait_for(lambda: _source(serve)["healthy"], 30, "never healthy")
+        assert _source(serve)["applied"]["id"] == first
+    # the daemon is gone: passes fail, the applied commit and its pipelines stay
+    wait_for(lambda: not _source(serve)["healthy"], 30, "the outage was not noticed")
+    source = _source(serve)
+    assert "cannot fetch" in source["last_pass"]["error"]
+    assert source["applied"]["id"] == first
+    assert [p["name"] for p in serve.get("/api/state")[1]["pipelines"]] == ["hi"]
+    work = tmp_path / "work"
+    subprocess.run(["git", "clone", "-q", str(origin), str(work)], check=True)
+    (work / "pipelines/hi/main.py").write_text("print('after the outage')\n")
+    git = ["git", "-C", str(work), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "commit", "-qam", "change during the outage"], check=True)
+    subprocess.run([*git, "push", "-q", "origin", "HEAD:main"], check=True)
+    second = _head(origin)
+    with git_daemon(served, port):  # back at the same address: the retry picks it up
+        wait_for(lambda: _source(serve)["healthy"], 60, "did not recover")
+        wait_for(
+            lambda: any(
+                r.state == "succeeded" for r in run_lines(serve.data / "mirror.git", second)
+            ),
+            60,
+            "the commit pushed during the outage did not run",
+        )
+        assert _source(serve)["applied"]["id"] == second
+        assert serve.stop() == 0
+    log = serve.log.read_text()
+    assert "reconcile pass failed" in log and "cannot fetch" in log
+
+
+def _head(bare: Path) -> str:
+    return subprocess.run(
+        ["git", "-C", str(bare), "rev-parse", "refs/heads/main"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+
+
+def _source(serve: Serve) -> dict[str, Any]:
+    return serve.get("/api/state")[1]["source"]  # type: ignore[no-any-return]

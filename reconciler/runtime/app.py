@@ -59,6 +59,18 @@ class ServeOptions:
     push_notes: bool = True
 
 
+MAX_RETRY_S = 300.0
+
+
+def fetch_wait(interval_s: float, failures: int) -> float:
+    """Seconds until the next fetch: the interval; after ``failures`` failed fetches in a row
+    2, 4, 8 ... s (never more than the interval, nor than 5 minutes), so an unreachable source
+    is retried soon and then less often while the applied state keeps running."""
+    if failures <= 0:
+        return interval_s
+    return min(2.0 ** min(failures, 16), MAX_RETRY_S, interval_s)
+
+
 class App:
     def __init__(
         self,
@@ -259,18 +271,17 @@ class App:
         watch_dir = self.source.watch_dir()
         if watch_dir is not None:
             self._tasks.append(asyncio.create_task(self._watch(watch_dir, stop)))
-        backoff = 1.0
+        failures = 0
         self._wake.set()  # one pass right away: a push between start-up and the watcher is not lost
         while not stop.is_set():
-            interval = (
-                self.options.interval_s if backoff <= 1.0 else min(backoff, self.options.interval_s)
+            await _wait_any(
+                self._wake, stop, timeout_s=fetch_wait(self.options.interval_s, failures)
             )
-            await _wait_any(self._wake, stop, timeout_s=interval)
             if stop.is_set():
                 break
             self._wake.clear()
             result = await self.reconciler.run_pass("change")
-            backoff = 1.0 if result.fetched else min(backoff * 2, 300.0)
+            failures = 0 if result.fetched else failures + 1
 
     async def _watch(self, git_dir: Path, stop: asyncio.Event) -> None:
         try:
