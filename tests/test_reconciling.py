@@ -8,6 +8,7 @@ import asyncio
 import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from reconciler.adapters.gitnotes import NoteStore
 from reconciler.core.notes import current_statuses, parse_lines, runs_of
 from reconciler.executors.memory import MemoryExecutor, Program
 from reconciler.runtime.app import App, ServeOptions, fetch_wait
+from reconciler.runtime.clock import ManualClock
 from reconciler.settings import Settings
 from tests.gitdaemon import git_daemon, served_copy
 from tests.gitutil import GitRepo
@@ -232,3 +234,41 @@ def test_fetch_retries_back_off_and_never_wait_longer_than_the_interval() -> Non
     assert [fetch_wait(60, n) for n in range(8)] == [60, 2, 4, 8, 16, 32, 60, 60]
     assert [fetch_wait(3600, n) for n in (0, 8, 9, 100)] == [3600, 256, 300, 300]
     assert fetch_wait(1, 5) == 1  # a short interval is never stretched by the backoff
+
+
+def test_schedules_keep_firing_while_the_source_is_unreachable(tmp_path: Path) -> None:
+    async def body() -> None:
+        served = served_copy(
+            tmp_path,
+            {
+                "pipelines/tick/pipeline.yaml": "schedules: [{cron: '*/10 * * * *'}]\n",
+                "pipelines/tick/main.py": "print(1)\n",
+            },
+        )
+        clock = ManualClock(datetime(2026, 6, 1, 0, 1, tzinfo=UTC))
+        executor = MemoryExecutor()
+        with git_daemon(served) as base:
+            app = App(
+                ServeOptions(source=f"{base}/origin.git", push_notes=False),
+                Settings(data_dir=tmp_path / "data"),
+                executor,
+                clock=clock,
+            )
+            await app.start()
+            assert (await app.reconciler.run_pass("test")).fetched
+        stop = asyncio.Event()
+        cron = asyncio.create_task(app.cron.run(stop))
+        try:
+            failed = await app.reconciler.run_pass("test")  # the daemon is gone
+            assert not failed.fetched and "cannot fetch" in (failed.error or "")
+            for _ in range(6):  # 00:01 -> 00:31: ticks at 00:10, 00:20 and 00:30
+                await clock.advance(300)
+                await app.supervisor.drain(10)
+            assert [r.pipeline for r in executor.launched] == ["tick"] * 3
+            assert "cannot fetch" in (app.reconciler.last_pass.error or "")  # type: ignore[union-attr]
+        finally:
+            stop.set()
+            await cron
+            await app.shutdown()
+
+    run(body)
