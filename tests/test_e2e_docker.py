@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from reconciler.core.notes import parse_lines
+from reconciler.core.notes import current_statuses, parse_lines
 from reconciler.executors.docker import DockerExecutor, DockerSettings
 from reconciler.model.notes import RunLine
 from reconciler.runtime.app import App, ServeOptions
@@ -164,6 +164,61 @@ def test_push_trailer_and_after_chain_run_real_containers(remote: Remote, tmp_pa
             check=True,
         ).stdout
         assert pushed.count('"type":"run"') == 3  # the notes were pushed back to the remote
+
+    asyncio.run(body())
+
+
+def test_quarantine_and_an_invalid_commit_keep_the_last_good_spec_running(
+    remote: Remote, tmp_path: Path
+) -> None:
+    hourly = "network: none\nschedules: [{cron: '0 * * * *'}]\n"
+
+    async def body() -> None:
+        first = remote.push(
+            {
+                "pipelines/good/pipeline.yaml": hourly,
+                "pipelines/good/main.py": script("print('good v1')"),
+                "pipelines/shaky/pipeline.yaml": hourly,
+                "pipelines/shaky/main.py": script("print('shaky v1')"),
+            },
+            "v1",
+        )
+        clock = ManualClock(utc(2026, 6, 1, 0, 30))
+        async with reconciler(remote, tmp_path / "data", clock) as app:
+            # one broken pipeline is quarantined with its last good spec (and code); the rest of
+            # the commit applies
+            partly = remote.push(
+                {
+                    "pipelines/good/main.py": script("print('good v2')"),
+                    "pipelines/shaky/pipeline.yaml": hourly + "missed: sometimes\n",
+                    "pipelines/shaky/main.py": script("print('shaky v2')"),
+                },
+                "v2 breaks shaky",
+            )
+            await app.reconciler.run_pass("webhook")
+            found = current_statuses(parse_lines(app.store.read(partly)))
+            assert found["fastflow/validate"].state.value == "failure"
+            assert "pipelines/shaky/pipeline.yaml:3:9: missed:" in str(
+                found["fastflow/validate"].model_extra
+            )
+            apply = found["fastflow/apply"]  # applied, but not all of it: failure, saying why
+            assert apply.state.value == "failure"
+            assert "quarantined (last good spec kept): shaky" in apply.description
+            # a commit that is invalid as a whole (fastflow.yaml) applies nothing
+            broken = remote.push({"fastflow.yaml": "defaults: {timeout: soon}\n"}, "v3")
+            await app.reconciler.run_pass("webhook")
+            assert app.reconciler.applied_commit == partly
+            found = current_statuses(parse_lines(app.store.read(broken)))
+            assert found["fastflow/apply"].state.value == "failure"
+            assert "fastflow.yaml:1:21:" in found["fastflow/apply"].description
+            await tick(app, clock, 1800, 600)  # 01:00: both schedules fire, in real containers
+            ran = {
+                (line.pipeline, commit): line.log_tail
+                for commit, text in app.store.notes()
+                for line in parse_lines(text)
+                if isinstance(line, RunLine)
+            }
+            assert ran == {("good", partly): ["good v2"], ("shaky", first): ["shaky v1"]}
 
     asyncio.run(body())
 
