@@ -15,12 +15,14 @@ from pathlib import Path
 import docker
 import docker.errors
 import pytest
+import yaml
 
 from tests.dockerutil import DOCKER_HOST, RUNNER_IMAGE, require_engine
 
 pytestmark = pytest.mark.docker
 
 INSTANCE = f"test-{uuid.uuid4().hex[:12]}"
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
@@ -146,6 +148,15 @@ def test_proxy_refuses_image_build(client: docker.DockerClient) -> None:
         ("post", "/images/load"),
         ("delete", "/images/fastflow-runner:local"),
         ("get", "/containers/x/archive?path=/"),
+        ("get", "/services"),
+        ("post", "/services/create"),
+        ("get", "/tasks"),
+        ("get", "/nodes"),
+        ("get", "/secrets"),
+        ("get", "/configs"),
+        ("post", "/auth"),
+        ("post", "/commit"),
+        ("get", "/v1.43/session"),
     ],
 )
 def test_proxy_denies_everything_off_the_allow_list(
@@ -163,3 +174,17 @@ def test_proxy_allows_what_the_reconciler_needs(client: docker.DockerClient) -> 
     assert isinstance(
         client.containers.list(filters={"label": f"io.fastflow.instance={INSTANCE}"}), list
     )
+
+
+# what the haproxy rules let through, as tecnativa/docker-socket-proxy section names
+ALLOWED_BY_OUR_PROXY = {"PING", "VERSION", "INFO", "EVENTS", "CONTAINERS", "IMAGES", "POST"}
+
+
+def test_the_shipped_compose_proxy_allows_the_same_sections() -> None:
+    """deploy/compose.yaml (tecnativa, not runnable here: no registry) opens exactly the sections
+    the local haproxy proxy opens; the parametrized tests above show the rest answer 403."""
+    compose = yaml.safe_load((ROOT / "deploy/compose.yaml").read_text())
+    env = compose["services"]["socket-proxy"]["environment"]
+    sections = {k for k, v in env.items() if str(v) == "1" and not k.startswith("ALLOW_")}
+    assert sections == ALLOWED_BY_OUR_PROXY
+    assert env["ALLOW_RESTARTS"] == 0 and env["EXEC"] == 0 and env["BUILD"] == 0
