@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from reconciler.core.loading import ConfigSource, Loader
-from reconciler.core.sources import FileEntry, PipelineSource
+from reconciler.core.sources import FileEntry, PipelineSource, SharedFile, SharedSource
 from reconciler.model.desired import DesiredState
 
 FIELDS = [
@@ -88,3 +88,29 @@ values = st.recursive(
 def test_structured_garbage_is_reported_not_raised(document: dict[str, Any]) -> None:
     state = load_bytes(yaml.safe_dump(document).encode())
     assert_well_formed(state)
+
+
+secret_text = st.lists(
+    st.sampled_from(list("ABC_xyz:-[]{}&*!|'\" \n\t0123456789") + ["sops:", "gAAAAA", "DSN"]),
+    max_size=60,
+).map("".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.sampled_from(
+        ["secrets/db.sops.yaml", "secrets/db.fernet.yaml", "secrets/Bad Name.fernet.yaml"]
+    ),
+    st.one_of(st.binary(max_size=200), secret_text.map(str.encode)),
+    st.lists(st.sampled_from(["DSN", "ABC", "x-y", "sops"]), max_size=3),
+)
+def test_arbitrary_shared_secret_files_never_raise(path: str, raw: bytes, asked: list[str]) -> None:
+    spec = yaml.safe_dump({"secrets": asked}).encode()
+    files = (FileEntry("pipeline.yaml", len(spec)), FileEntry("main.py", 0))
+    source = PipelineSource("p", "tree-1", files, {"pipeline.yaml": spec})
+    shared = SharedSource("shared-1", (SharedFile(path, len(raw), raw),))
+    state = Loader().load({"p": "tree-1"}, lambda name, tree: source, shared=shared)
+    assert set(state.pipelines) | set(state.invalid) == {"p"}
+    for problem in state.problems:
+        assert str(problem).startswith(f"{problem.path}:{problem.line}:{problem.col}: ")
+        assert problem.path in (path, "pipelines/p/pipeline.yaml")
