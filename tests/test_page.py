@@ -129,4 +129,17 @@ def test_page_shows_pipelines_and_a_pushed_run_goes_green_with_its_live_log(
     ARTIFACTS.mkdir(exist_ok=True)
     browser.save_screenshot(str(ARTIFACTS / "status-page.png"))
     assert (ARTIFACTS / "status-page.png").stat().st_size > 10_000
+    # a commit that cannot apply at all: the page says which and why, without a reload
+    git_repo.commit({"fastflow.yaml": "defaults:\n  timeout: soon\n"}, "break the defaults")
+    box = wait_for(
+        lambda: (lambda e: e if e.is_displayed() and "not applied" in e.text else None)(
+            browser.find_element(By.ID, "problems")
+        ),
+        30,
+        "the rejected commit is not shown",
+    )
+    assert "fastflow.yaml:2:12: defaults.timeout: 'soon' is not a duration" in box.text  # type: ignore[attr-defined]
+    assert browser.find_elements(By.CSS_SELECTOR, '[data-pipeline="talker"]')  # still applied
+    browser.save_screenshot(str(ARTIFACTS / "status-page-rejected.png"))
+    assert browser.execute_script("return window.performance.timeOrigin") == page_id
     serve.stop()

@@ -217,6 +217,27 @@ def test_api_and_metrics_show_runs_but_no_secret_or_env_value(
     run(body)
 
 
+def test_state_names_a_commit_that_could_not_apply_until_one_does(
+    git_repo: GitRepo, tmp_path: Path
+) -> None:
+    async def body() -> None:
+        async with site_app(git_repo, tmp_path, Program()) as (app, port):
+            applied = app.reconciler.applied_commit
+            broken = git_repo.commit({"fastflow.yaml": "settings: {max_parallel_runs: lots}\n"})
+            await app.reconciler.run_pass("test")
+            source = json.loads((await asyncio.to_thread(get, port, "/api/state"))[1])["source"]
+            assert source["applied"]["id"] == applied
+            assert source["rejected"]["commit"] == broken
+            [problem] = source["rejected"]["problems"]
+            assert problem["text"].startswith("fastflow.yaml:1:31: settings.max_parallel_runs:")
+            git_repo.commit({"fastflow.yaml": "settings: {max_parallel_runs: 2}\n"})
+            await app.reconciler.run_pass("test")
+            source = json.loads((await asyncio.to_thread(get, port, "/api/state"))[1])["source"]
+            assert source["rejected"] is None and source["applied"]["id"] != applied
+
+    run(body)
+
+
 def test_bearer_token_guards_everything_but_health(git_repo: GitRepo, tmp_path: Path) -> None:
     async def body() -> None:
         async with site_app(git_repo, tmp_path, Program(), token="t0ken") as (app, port):

@@ -63,14 +63,19 @@ function renderSource(source) {
 }
 
 function renderProblems(current) {
-  const quarantined = current.pipelines.filter((p) => p.quarantined);
   const box = $("#problems");
-  if (!quarantined.length && !current.source.problems.length) { box.hidden = true; return; }
-  box.hidden = false;
-  box.replaceChildren(
-    el("h3", {}, "Invalid at the tracked commit (the last good spec keeps running)"),
-    ...current.source.problems.map((p) => el("code", {}, p.text)),
-  );
+  const rejected = current.source.rejected;
+  const parts = [];
+  if (rejected) {
+    parts.push(el("h3", {}, `Commit ${rejected.commit.slice(0, 8)} was not applied (the applied commit keeps running)`),
+      ...rejected.problems.map((p) => el("code", {}, p.text)));
+  }
+  if (current.source.problems.length) {
+    parts.push(el("h3", {}, "Invalid at the applied commit (the last good spec keeps running)"),
+      ...current.source.problems.map((p) => el("code", {}, p.text)));
+  }
+  box.hidden = !parts.length;
+  box.replaceChildren(...parts);
 }
 
 function schedulesCell(pipeline) {

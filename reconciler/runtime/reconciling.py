@@ -80,6 +80,8 @@ class Reconciler:
         self.applied: dict[str, Applied] = {}
         self.applied_commit: str | None = None
         self.applied_state: DesiredState | None = None
+        # the newest tracked commit that could not apply at all (repo-wide problems), until one does
+        self.rejected: tuple[str, DesiredState] | None = None
         self.validated: dict[str, str] = {}
         self.last_fetch: float | None = None
         self.last_pass: PassResult | None = None
@@ -194,7 +196,9 @@ class Reconciler:
                 )
             )
             result.problems = len(state.problems)
+            self.rejected = (commit, state)
             return
+        self.rejected = None
         old_commit, old = self.applied_commit, self.applied
         new = self._merge(state, secrets, commit)
         if self.applied_state is not None:

@@ -46,6 +46,16 @@ def source_view(app: App) -> dict[str, Any]:
             p.model_dump(mode="json") | {"text": str(p)}
             for p in (rec.applied_state.problems if rec.applied_state else ())
         ],
+        # the newest tracked commit that applied nothing (a broken fastflow.yaml or shared
+        # secrets file): what to fix, while the applied commit above keeps running
+        "rejected": {
+            "commit": rec.rejected[0],
+            "problems": [
+                p.model_dump(mode="json") | {"text": str(p)} for p in rec.rejected[1].problems
+            ],
+        }
+        if rec.rejected
+        else None,
         "queue_length": app.supervisor.queue_length,
         "started_at": datetime.fromtimestamp(app.started_at, UTC).isoformat(),
     }
