@@ -266,6 +266,13 @@ def test_schedules_keep_firing_while_the_source_is_unreachable(tmp_path: Path) -
                 await app.supervisor.drain(10)
             assert [r.pipeline for r in executor.launched] == ["tick"] * 3
             assert "cannot fetch" in (app.reconciler.last_pass.error or "")  # type: ignore[union-attr]
+            for _ in range(200):  # until the metrics task has observed the passes
+                metrics = app.metrics.render().decode()
+                if "fetch_failed" in metrics:
+                    break
+                await asyncio.sleep(0.02)
+            assert "fastflow_source_up 0.0" in metrics
+            assert 'fastflow_passes_total{result="fetch_failed"} 1.0' in metrics
         finally:
             stop.set()
             await cron

@@ -230,10 +230,20 @@ def test_state_names_a_commit_that_could_not_apply_until_one_does(
             assert source["rejected"]["commit"] == broken
             [problem] = source["rejected"]["problems"]
             assert problem["text"].startswith("fastflow.yaml:1:31: settings.max_parallel_runs:")
+            for _ in range(200):  # until the metrics task has observed the pass
+                metrics = (await asyncio.to_thread(get, port, "/metrics"))[1]
+                if 'result="ok"' in metrics:
+                    break
+                await asyncio.sleep(0.02)
+            assert "fastflow_tracked_commit_applied 0.0" in metrics
+            assert "fastflow_source_up 1.0" in metrics
+            assert 'fastflow_passes_total{result="ok"}' in metrics
             git_repo.commit({"fastflow.yaml": "settings: {max_parallel_runs: 2}\n"})
             await app.reconciler.run_pass("test")
             source = json.loads((await asyncio.to_thread(get, port, "/api/state"))[1])["source"]
             assert source["rejected"] is None and source["applied"]["id"] != applied
+            metrics = (await asyncio.to_thread(get, port, "/metrics"))[1]
+            assert "fastflow_tracked_commit_applied 1.0" in metrics
 
     run(body)
 

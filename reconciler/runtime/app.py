@@ -113,7 +113,11 @@ class App:
             on_applied=self._on_applied,
             state_file=data / "state.json",
         )
-        self.metrics = Metrics(lambda: float(self.supervisor.queue_length), self._applied_time)
+        self.metrics = Metrics(
+            lambda: float(self.supervisor.queue_length),
+            self._applied_time,
+            lambda: 0.0 if self.reconciler.rejected else 1.0,
+        )
         self.started_at = time.time()
         self.ready = False
         self._wake = asyncio.Event()

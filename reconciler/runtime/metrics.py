@@ -1,7 +1,9 @@
 """Prometheus metrics, fed from the event bus (``prometheus-client``, one registry per process).
 
 runs by pipeline and state, run durations, setup times, queue length, the last applied commit's
-time, pass durations, and push-to-run latency (the commit seen by a pass -> its push run started).
+time, pass durations, and push-to-run latency (the commit seen by a pass -> its push run started);
+for alerting: passes by result (``ok``, ``fetch_failed``, ``failed``), whether the source answered
+the last fetch, and whether the newest tracked commit applied (0 while one is rejected).
 """
 
 from __future__ import annotations
@@ -30,7 +32,10 @@ DURATION_BUCKETS = (0.5, 1, 5, 15, 60, 300, 900, 3600, 4 * 3600)
 
 class Metrics:
     def __init__(
-        self, queue_length: Callable[[], float], applied_time: Callable[[], float]
+        self,
+        queue_length: Callable[[], float],
+        applied_time: Callable[[], float],
+        tracked_applied: Callable[[], float] = lambda: 1.0,
     ) -> None:
         self.registry = CollectorRegistry()
         self.runs = Counter(
@@ -73,6 +78,23 @@ class Metrics:
             registry=self.registry,
         )
         applied.set_function(applied_time)
+        self.pass_results = Counter(
+            "fastflow_passes",
+            "Reconcile passes by result: ok, fetch_failed (source unreachable), failed",
+            ["result"],
+            registry=self.registry,
+        )
+        self.source_up = Gauge(
+            "fastflow_source_up",
+            "1 when the last fetch of the source succeeded",
+            registry=self.registry,
+        )
+        tracked = Gauge(
+            "fastflow_tracked_commit_applied",
+            "0 while the newest commit of the tracked branch could not apply at all",
+            registry=self.registry,
+        )
+        tracked.set_function(tracked_applied)
         self._seen: OrderedDict[str, datetime] = OrderedDict()
 
     def observe(self, event: Event) -> None:
@@ -83,6 +105,10 @@ class Metrics:
                 self._seen.popitem(last=False)
         elif event.kind == PASS_COMPLETED:
             self.passes.observe(float(data.get("duration_s") or 0.0))
+            fetched = bool(data.get("fetched"))
+            self.source_up.set(1.0 if fetched else 0.0)
+            result = "fetch_failed" if not fetched else "failed" if data.get("error") else "ok"
+            self.pass_results.labels(result).inc()
         elif (
             event.kind == RUN_STARTED and data.get("trigger") == "push" and data.get("attempt") == 1
         ):

@@ -131,6 +131,7 @@ class Reconciler:
                     PASS_COMPLETED,
                     {
                         "reason": reason,
+                        "fetched": result.fetched,
                         "applied": self.applied_commit,
                         "error": result.error,
                         "duration_s": round(result.duration_s, 4),
