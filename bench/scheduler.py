@@ -46,10 +46,16 @@ async def loop_baseline(samples: int) -> list[float]:
 
 async def main_async(count: int, minutes: int) -> None:
     lateness: list[float] = []
+    before_start: list[datetime] = []
+    running_since = datetime.max.replace(tzinfo=UTC)
 
     async def handed_over(pipeline: str, key: str, schedule: Schedule, decision: Decision) -> None:
         now = datetime.now(UTC)
-        lateness.extend((now - tick).total_seconds() for tick in decision.run)
+        for tick in decision.run:
+            if tick < running_since:  # came due while the loop was not running yet: catch-up
+                before_start.append(tick)
+            else:
+                lateness.append((now - tick).total_seconds())
 
     cron = Cron(SystemClock(), handed_over)
     start = time.perf_counter()
@@ -61,6 +67,7 @@ async def main_async(count: int, minutes: int) -> None:
     )
     print(f"loaded {count} schedules in {time.perf_counter() - start:.2f}s")
     baseline = await loop_baseline(200)
+    running_since = datetime.now(UTC)
     now = datetime.now(UTC)
     end = (now + timedelta(minutes=minutes)).replace(second=30, microsecond=0)
     stop = asyncio.Event()
@@ -79,7 +86,8 @@ async def main_async(count: int, minutes: int) -> None:
     stop.set()
     await task
     assert lateness, "no tick fired"
-    print(f"{len(lateness)} ticks fired over {minutes} minute(s)")
+    print(f"{len(lateness)} ticks fired over {minutes} minute(s)", end="")
+    print(f" (+{len(before_start)} that came due before the loop ran, not counted)")
     p50, p99 = statistics.median(lateness) * 1000, percentile(lateness, 0.99) * 1000
     b50, b99 = statistics.median(baseline) * 1000, percentile(baseline, 0.99) * 1000
     print(
