@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from reconciler.core.scheduling import next_ticks
 from reconciler.core.ticking import Decision, decide
 from reconciler.model.specs import PipelineSpec, Schedule
 from reconciler.runtime.clock import ManualClock
@@ -226,3 +227,39 @@ def test_ten_thousand_schedules_fire_from_one_heap() -> None:
         return len(fired.runs)
 
     assert asyncio.run(body()) == 10_000
+
+
+def test_schedules_sharing_a_timing_each_fire_every_tick_of_their_own() -> None:
+    """Entries that share a schedule (their first ticks are computed once per update) still
+    each fire every tick, the same ticks `next_ticks` gives, also across a DST change and after
+    an update that changes some of them."""
+    timings = [
+        {"cron": "*/20 * * * *"},
+        {"cron": "30 1-3 * * *", "timezone": "Europe/Berlin"},
+        {"every": "45m"},
+        {"cron": "0 * * * *", "timezone": "America/New_York"},
+        {"cron": "5 */2 * * *"},
+    ]
+    start = utc(2026, 3, 29, 0, 5)  # Berlin springs forward at 01:00 UTC this day
+
+    async def body() -> Fired:
+        clock = ManualClock(start)
+        fired = Fired()
+        cron = Cron(clock, fired)
+        cron.update({f"p{i}": spec(schedules=[timings[i % 5]]) for i in range(15)})
+        await run_cron(cron, clock, [300.0] * 24)  # to 02:05
+        cron.update(
+            {f"p{i}": spec(schedules=[timings[(i + (i < 5)) % 5]]) for i in range(15)}
+        )  # p0-p4 change timing at 02:05
+        await run_cron(cron, clock, [300.0] * 24)  # to 04:05
+        return fired
+
+    fired = asyncio.run(body())
+    middle, end = utc(2026, 3, 29, 2, 5), utc(2026, 3, 29, 4, 5)
+    for i in range(15):
+        got = sorted(tick for name, _, tick in fired.runs if name == f"p{i}")
+        before = Schedule.model_validate(timings[i % 5])
+        after = Schedule.model_validate(timings[(i + (i < 5)) % 5])
+        expected = [t for t in next_ticks(before, start, 50) if t <= middle]
+        expected += [t for t in next_ticks(after, middle, 50) if t <= end]
+        assert got == expected, f"p{i}"

@@ -56,6 +56,7 @@ class Cron:
         self._heap: list[tuple[datetime, int, EntryKey]] = []
         self._versions = itertools.count()
         self._changed = asyncio.Event()
+        self._pairs: dict[tuple[object, ...], tuple[datetime, datetime]] = {}
         self.lateness_s: list[float] = []  # how late each fire started (bounded, for metrics)
 
     def __len__(self) -> int:
@@ -67,6 +68,7 @@ class Cron:
         """Set the schedules. ``history`` gives the newest recorded tick of entries seen for the
         first time (start-up); new or changed entries otherwise start now."""
         now = self.clock.now()
+        self._pairs.clear()
         wanted: dict[EntryKey, tuple[PipelineSpec, Schedule]] = {}
         for name, spec in specs.items():
             for index, schedule in enumerate(spec.schedules):
@@ -92,9 +94,25 @@ class Cron:
         last_seen: datetime,
     ) -> None:
         version = next(self._versions)
-        ticks = iter_ticks(schedule, last_seen)
-        first = next(ticks)
-        entry = _Entry(spec, schedule, fingerprint, last_seen, first, version, next(ticks), ticks)
+        # Schedules with the same timing and start share their first two ticks (many pipelines
+        # use the same few crons); the iterator for later ticks is a lazy generator, so its
+        # croniter is only built when the entry first fires.
+        timing = (schedule.cron, schedule.every, schedule.timezone, last_seen)
+        pair = self._pairs.get(timing)
+        if pair is None:
+            ticks = iter_ticks(schedule, last_seen)
+            pair = self._pairs[timing] = (next(ticks), next(ticks))
+        first, following = pair
+        entry = _Entry(
+            spec,
+            schedule,
+            fingerprint,
+            last_seen,
+            first,
+            version,
+            following,
+            iter_ticks(schedule, following),
+        )
         self._entries[key] = entry
         heapq.heappush(self._heap, (entry.next_at, version, key))
 
