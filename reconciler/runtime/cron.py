@@ -76,8 +76,10 @@ class Cron:
         for key in [k for k in self._entries if k not in wanted]:
             del self._entries[key]
         for key, (spec, schedule) in wanted.items():
-            fingerprint = _fingerprint(spec, schedule)
             entry = self._entries.get(key)
+            if entry is not None and entry.spec is spec and entry.schedule is schedule:
+                continue  # the very same objects (the loader reused them): nothing changed
+            fingerprint = _fingerprint(spec, schedule)
             if entry is not None and entry.fingerprint == fingerprint:
                 entry.spec = spec
                 continue
