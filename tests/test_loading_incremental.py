@@ -85,3 +85,17 @@ def test_a_cycle_made_and_broken_across_loads() -> None:
     assert set(state.pipelines) == {"a", "b"} and not state.invalid
     state = load(loader, {"a": "after-b"}, 0, 0)  # b removed: a's `after` now points nowhere
     assert "no pipeline named 'b'" in str(state.invalid["a"][0])
+
+
+def test_caches_stay_bounded_when_only_the_context_changes() -> None:
+    loader = Loader()
+    listing = dict.fromkeys(NAMES, "plain")
+    for version in range(40):  # fastflow.yaml edited 40 times, no pipeline changed
+        config = ConfigSource(
+            f"defaults:\n  timeout: {version + 1}m\n".encode(), f"cfg-{version}", 30
+        )
+        trees = {name: f"{variant}@{name}" for name, variant in listing.items()}
+        state = loader.load(trees, read, config)
+        assert state.pipelines["a"].spec.timeout.total_seconds() == (version + 1) * 60
+    bound = 2 * len(NAMES) + 64
+    assert len(loader._results) <= bound and len(loader._folders) <= bound

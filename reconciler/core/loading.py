@@ -74,7 +74,7 @@ class Loader:
     def __init__(self) -> None:
         self._folders: dict[str, Folder] = {}
         self._results: dict[tuple[str, str, str], _Result] = {}
-        self._previous: Mapping[str, str] = {}
+        self._previous: tuple[Mapping[str, str], tuple[str, str]] = ({}, ("", ""))
         self._snapshot: _Snapshot | None = None
         self._shared: tuple[str, SharedSecrets] = ("", SharedSecrets())
 
@@ -109,7 +109,7 @@ class Loader:
         else:
             snapshot = _Snapshot(context, {}, {}, {}, {}, {}).updated(listing, resolve)
         self._snapshot = snapshot
-        self._sweep(listing)
+        self._sweep(listing, context)
         return _assemble(commit, config.blob_id, cfg, secrets, snapshot)
 
     def _shared_secrets(self, source: SharedSource) -> SharedSecrets:
@@ -125,16 +125,19 @@ class Loader:
             folder = self._folders[tree_id] = inspect_folder(read(name, tree_id))
         return folder
 
-    def _sweep(self, listing: Mapping[str, str]) -> None:
-        """Forget folders and specs of neither this listing nor the previous one, but only once
-        the caches have grown past twice this listing (so a load does not pay O(cache))."""
-        previous, self._previous = self._previous, listing
-        if len(self._folders) <= 2 * len(listing) + 64:
+    def _sweep(self, listing: Mapping[str, str], context: tuple[str, str]) -> None:
+        """Forget folders and specs of neither this load nor the previous one (tree ids, and the
+        ``fastflow.yaml`` / ``secrets/`` context of a spec), but only once a cache has grown past
+        twice this listing, so a load does not pay O(cache) and memory stays bounded."""
+        (previous, previous_context), self._previous = self._previous, (listing, context)
+        bound = 2 * len(listing) + 64
+        if len(self._folders) <= bound and len(self._results) <= bound:
             return
-        keep = set(listing.values()) | set(previous.values())
-        for tree_id in [t for t in self._folders if t not in keep]:
+        trees = set(listing.values()) | set(previous.values())
+        contexts = {context, previous_context}
+        for tree_id in [t for t in self._folders if t not in trees]:
             del self._folders[tree_id]
-        for key in [k for k in self._results if k[0] not in keep]:
+        for key in [k for k in self._results if k[0] not in trees or k[1:] not in contexts]:
             del self._results[key]
 
 
