@@ -300,3 +300,23 @@ def test_allow_list_limits_what_a_pipeline_receives_and_lines_are_masked(tmp_pat
     outcome = asyncio.run(execute(executor, request, lines.append, values["p"]))
     assert [line.text for line in lines] == ["plain ***", "b64 ***"]
     assert CANARY not in outcome.model_dump_json()
+
+
+def test_an_old_secret_value_is_forgotten_after_rotation(tmp_path: Path) -> None:
+    key = generate_key()
+    keys = FernetKeys([key])
+    repo = tmp_path / "repo"
+    (repo / "pipelines/p").mkdir(parents=True)
+    (repo / "pipelines/p/pipeline.yaml").write_text("network: none\n")
+    (repo / "pipelines/p/main.py").write_text("")
+    secret_file = repo / "pipelines/p/secrets.fernet.yaml"
+    secret_file.write_text(f"TOKEN: {keys.encrypt('old-value-123')}\n")
+    unlocker = Unlocker({"FASTFLOW_FERNET_KEYS": key})
+    _, values = unlocker.unlock(load_directory(repo), directory_reader(repo))
+    assert values["p"]["TOKEN"].reveal() == "old-value-123"
+    secret_file.write_text(f"TOKEN: {keys.encrypt('new-value-456')}\n")
+    for _ in range(17):
+        _, values = unlocker.unlock(load_directory(repo), directory_reader(repo))
+    assert values["p"]["TOKEN"].reveal() == "new-value-456"
+    held = [v for d in unlocker._cache.values() for v in d.values.values()]
+    assert held == ["new-value-456"]

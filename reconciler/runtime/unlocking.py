@@ -27,6 +27,7 @@ from reconciler.model.problems import Problem
 from reconciler.model.secrets import SecretValue
 
 logger = logging.getLogger(__name__)
+KEEP_CALLS = 16  # decrypted files unused for this many unlock calls are forgotten
 
 
 @dataclass(frozen=True)
@@ -54,11 +55,14 @@ class Unlocker:
         self.env = dict(os.environ if env is None else env)
         self.kinds = kinds
         self._cache: dict[tuple[bool, str], Decrypted] = {}
+        self._used: dict[tuple[bool, str], int] = {}  # cache key -> the unlock call that used it
+        self._calls = 0
 
     def unlock(
         self, state: DesiredState, read: ReadFile
     ) -> tuple[DesiredState, dict[str, dict[str, SecretValue]]]:
         """``read(path)`` gives a repo-relative file of the commit ``state`` was loaded from."""
+        self._calls += 1
         problems: list[Problem] = []
         values: dict[str, dict[str, SecretValue]] = {}
         for name, pipeline in state.pipelines.items():
@@ -80,11 +84,20 @@ class Unlocker:
                 if not failures:
                     plain |= {k: v for k, v in result.values.items() if k in wanted & granted}
             values[name] = {k: SecretValue(v) for k, v in sorted(plain.items())}
+        self._forget_unused()
         new_state = with_problems(state, problems)
         return new_state, {n: v for n, v in values.items() if n in new_state.pipelines}
 
+    def _forget_unused(self, calls: int = KEEP_CALLS) -> None:
+        """Drop decrypted files no unlock used in the last ``calls`` calls: an old value of a
+        rotated secret does not stay in memory for the life of the process."""
+        for key in [k for k, used in self._used.items() if used <= self._calls - calls]:
+            del self._used[key]
+            self._cache.pop(key, None)
+
     def _decrypt(self, is_sops: bool, data: bytes) -> Decrypted:
         key = (is_sops, hashlib.sha256(data).hexdigest())
+        self._used[key] = self._calls
         if key not in self._cache:
             self._cache[key] = self._decrypt_sops(data) if is_sops else self._decrypt_fernet(data)
         return self._cache[key]
