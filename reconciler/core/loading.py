@@ -10,9 +10,9 @@ at the first) with its ``path:line:col``; a pipeline with problems is quarantine
 from __future__ import annotations
 
 import posixpath
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -20,6 +20,7 @@ from reconciler.core.checking import check_after_graph
 from reconciler.core.explaining import explain, field_path
 from reconciler.core.folders import Folder, inspect_folder
 from reconciler.core.shared import SharedSecrets, inspect_shared
+from reconciler.core.snapshots import DocsView, LoadResult, Snapshot
 from reconciler.core.sources import (
     CONFIG_FILE,
     MAX_YAML_BYTES,
@@ -32,8 +33,6 @@ from reconciler.core.yamlread import Mark, Path, YamlDoc, YamlError, read_yaml
 from reconciler.model.desired import DesiredState, Pipeline
 from reconciler.model.problems import Problem
 from reconciler.model.specs import NAME_PATTERN, PipelineSpec, RepoConfig, merge_defaults
-
-_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -53,13 +52,6 @@ class _Config:
     problems: list[Problem]
 
 
-@dataclass(frozen=True)
-class _Result:
-    pipeline: Pipeline | None
-    problems: tuple[Problem, ...]
-    doc: YamlDoc | None
-
-
 class Loader:
     """Loads desired states, remembering folders and specs by tree id.
 
@@ -73,9 +65,9 @@ class Loader:
 
     def __init__(self) -> None:
         self._folders: dict[str, Folder] = {}
-        self._results: dict[tuple[str, str, str], _Result] = {}
+        self._results: dict[tuple[str, str, str], LoadResult] = {}
         self._previous: tuple[Mapping[str, str], tuple[str, str]] = ({}, ("", ""))
-        self._snapshot: _Snapshot | None = None
+        self._snapshot: Snapshot | None = None
         self._shared: tuple[str, SharedSecrets] = ("", SharedSecrets())
 
     def load(
@@ -92,7 +84,7 @@ class Loader:
         secrets = self._shared_secrets(shared)
         context = (config.blob_id, shared.tree_id)
 
-        def resolve(name: str, tree_id: str) -> _Result | None:
+        def resolve(name: str, tree_id: str) -> LoadResult | None:
             folder = self._folder(name, tree_id, read)
             if not folder.is_pipeline:
                 return None
@@ -107,7 +99,7 @@ class Loader:
         if previous is not None and previous.context == context:
             snapshot = previous.updated(listing, resolve)
         else:
-            snapshot = _Snapshot(context, {}, {}, {}, {}, {}).updated(listing, resolve)
+            snapshot = Snapshot(context, {}, {}, {}, {}, {}).updated(listing, resolve)
         self._snapshot = snapshot
         self._sweep(listing, context)
         return _assemble(commit, config.blob_id, cfg, secrets, snapshot)
@@ -139,77 +131,6 @@ class Loader:
             del self._folders[tree_id]
         for key in [k for k in self._results if k[0] not in trees or k[1:] not in contexts]:
             del self._results[key]
-
-
-@dataclass(frozen=True)
-class _Snapshot:
-    """One load's results by name (sorted), and the views ``_assemble`` needs, kept so that the
-    next load in the same context (``fastflow.yaml`` blob, ``secrets/`` tree) updates only the
-    names whose tree id changed."""
-
-    context: tuple[str, str]
-    listing: dict[str, str]
-    results: dict[str, _Result]  # pipeline folders only
-    valid: dict[str, Pipeline]  # results without problems
-    with_after: dict[str, Pipeline]  # valid ones with `after:` (the graph check's input)
-    with_problems: dict[str, _Result]
-
-    def updated(
-        self, listing: dict[str, str], resolve: Callable[[str, str], _Result | None]
-    ) -> _Snapshot:
-        changed = {name for name, _ in listing.items() - self.listing.items()}
-        removed = self.listing.keys() - listing.keys()
-        if not changed and not removed:
-            return self
-        results, valid = dict(self.results), dict(self.valid)
-        with_after, with_problems = dict(self.with_after), dict(self.with_problems)
-        grew = False
-        for name in sorted(changed | removed):
-            found = resolve(name, listing[name]) if name in listing else None
-            pipeline = found.pipeline if found is not None and not found.problems else None
-            grew |= _put(results, name, found)
-            grew |= _put(with_problems, name, found if found and found.problems else None)
-            grew |= _put(valid, name, pipeline)
-            grew |= _put(with_after, name, pipeline if pipeline and pipeline.spec.after else None)
-        if grew:  # keep names in order (a name new to a table was appended at its end)
-            results, valid = _by_name(results), _by_name(valid)
-            with_after, with_problems = _by_name(with_after), _by_name(with_problems)
-        return _Snapshot(self.context, listing, results, valid, with_after, with_problems)
-
-
-def _put(table: dict[str, _T], name: str, value: _T | None) -> bool:
-    """Set or remove ``name`` in place (a replaced key keeps its position); True when the name
-    is new to the table, i.e. appended at its end."""
-    if value is None:
-        table.pop(name, None)
-        return False
-    new = name not in table
-    table[name] = value
-    return new
-
-
-def _by_name(table: dict[str, _T]) -> dict[str, _T]:
-    return dict(sorted(table.items()))
-
-
-class _Docs(Mapping[str, YamlDoc]):
-    """``name -> pipeline.yaml`` document of a snapshot, without building a 5,000-entry dict
-    (the graph check looks up only the few pipelines it reports)."""
-
-    def __init__(self, results: Mapping[str, _Result]) -> None:
-        self._results = results
-
-    def __getitem__(self, name: str) -> YamlDoc:
-        doc = self._results[name].doc
-        if doc is None:
-            raise KeyError(name)
-        return doc
-
-    def __iter__(self) -> Iterator[str]:
-        return (n for n, r in self._results.items() if r.doc is not None)
-
-    def __len__(self) -> int:
-        return sum(1 for _ in self)
 
 
 def load_config(source: ConfigSource) -> _Config:
@@ -262,7 +183,7 @@ def _problem(path: str, mark: Mark, message: str, pipeline: str | None) -> Probl
 
 def _load_pipeline(
     name: str, tree_id: str, folder: Folder, cfg: _Config, shared: SharedSecrets
-) -> _Result:
+) -> LoadResult:
     base = f"{PIPELINES_DIR}/{name}"
     spec_path = f"{base}/{SPEC_FILE}"
     problems = [_problem(f"{base}/{p}", m, t, name) for p, m, t in folder.problems]
@@ -281,7 +202,7 @@ def _load_pipeline(
             problems.append(
                 _problem(spec_path, Mark(1, 1), "pipeline.yaml could not be read", name)
             )
-        return _Result(None, tuple(problems), None)
+        return LoadResult(None, tuple(problems), None)
 
     def locate(path: Path, on_key: bool) -> tuple[str, Mark]:
         if path in doc.values or (on_key and path in doc.keys) or cfg.doc is None:
@@ -301,9 +222,9 @@ def _load_pipeline(
                 problems.append(_problem(file, mark, f"defaults.{text}", None))
             else:
                 problems.append(_problem(file, mark, text, name))
-        return _Result(None, tuple(problems), doc)
+        return LoadResult(None, tuple(problems), doc)
     if problems:
-        return _Result(None, tuple(problems), doc)
+        return LoadResult(None, tuple(problems), doc)
     pipeline = Pipeline(
         name=name,
         tree_id=tree_id,
@@ -313,7 +234,7 @@ def _load_pipeline(
         secret_digests=dict(folder.secret_digests),
         shared_secrets=_shared_grants(spec.secrets or [], folder, shared),
     )
-    return _Result(pipeline, (), doc)
+    return LoadResult(pipeline, (), doc)
 
 
 def _shared_grants(
@@ -398,10 +319,10 @@ def _assemble(
     config_id: str,
     cfg: _Config,
     shared: SharedSecrets,
-    snapshot: _Snapshot,
+    snapshot: Snapshot,
 ) -> DesiredState:
     graph_problems = check_after_graph(
-        snapshot.with_after, snapshot.results.keys(), _Docs(snapshot.results), cfg.doc
+        snapshot.with_after, snapshot.results.keys(), DocsView(snapshot.results), cfg.doc
     )
     invalid: dict[str, list[Problem]] = {
         n: list(r.problems) for n, r in snapshot.with_problems.items()
