@@ -140,20 +140,10 @@ class NoteStore:
         """Fetch, merge and push the notes ref; retried with backoff when the remote moves.
 
         ``callbacks`` makes fresh credentials/host-check callbacks for each remote operation."""
-        tracking = f"refs/fastflow/remote-notes/{hashlib.sha1(url.encode()).hexdigest()[:12]}"
+        tracking = _tracking(url)
         with self._lock:
             for attempt in range(1, attempts + 1):
-                remote = self.repo.remotes.create_anonymous(url)
-                fetching = _make(callbacks)
-                try:
-                    remote.fetch([f"+{self.ref}:{tracking}"], callbacks=fetching)
-                except pygit2.GitError as exc:
-                    if (
-                        "couldn't find remote ref" not in str(exc).lower()
-                        and "not found" not in str(exc).lower()
-                    ):
-                        why = explain(exc, fetching, url)
-                        raise SourceUnavailableError(f"cannot fetch notes: {why}") from None
+                remote, _ = self._fetch(url, tracking, callbacks)
                 fetched = tracking in self.repo.references
                 merged = self._merge_from(tracking) if fetched else False
                 if self.repo.references.get(self.ref) is None:
@@ -169,21 +159,29 @@ class NoteStore:
         """Fetch another repository's notes and merge them into ours (no push). Two local
         repositories stay in step with a ``pull`` in each direction; libgit2 cannot push into a
         non-bare repository, but it can always fetch from one."""
-        tracking = f"refs/fastflow/remote-notes/{hashlib.sha1(url.encode()).hexdigest()[:12]}"
+        tracking = _tracking(url)
         with self._lock:
-            remote = self.repo.remotes.create_anonymous(url)
-            fetching = _make(callbacks)
-            try:
-                remote.fetch([f"+{self.ref}:{tracking}"], callbacks=fetching)
-            except pygit2.GitError as exc:
-                if (
-                    "couldn't find remote ref" in str(exc).lower()
-                    or "not found" in str(exc).lower()
-                ):
-                    return False
-                why = explain(exc, fetching, url)
-                raise SourceUnavailableError(f"cannot fetch notes: {why}") from None
+            _, found = self._fetch(url, tracking, callbacks)
+            if not found:
+                return False
             return self._merge_from(tracking) if tracking in self.repo.references else False
+
+    def _fetch(
+        self, url: str, tracking: str, callbacks: Callbacks | None
+    ) -> tuple[pygit2.Remote, bool]:
+        """Fetch the remote's notes ref into ``tracking``; ``False`` when the remote has none
+        (not an error: nobody has written notes there yet)."""
+        remote = self.repo.remotes.create_anonymous(url)
+        fetching = _make(callbacks)
+        try:
+            remote.fetch([f"+{self.ref}:{tracking}"], callbacks=fetching)
+        except pygit2.GitError as exc:
+            text = str(exc).lower()
+            if "couldn't find remote ref" in text or "not found" in text:
+                return remote, False
+            why = explain(exc, fetching, url)
+            raise SourceUnavailableError(f"cannot fetch notes: {why}") from None
+        return remote, True
 
     def _merge_from(self, tracking: str) -> bool:
         theirs = self.repo.references[tracking].peel(pygit2.Commit)
@@ -242,6 +240,11 @@ def _compare_and_swap(
 
 
 Callbacks = Callable[[], pygit2.RemoteCallbacks]
+
+
+def _tracking(url: str) -> str:
+    """Where a remote's notes are fetched to before merging (one ref per remote URL)."""
+    return f"refs/fastflow/remote-notes/{hashlib.sha1(url.encode()).hexdigest()[:12]}"
 
 
 def _make(callbacks: Callbacks | None) -> pygit2.RemoteCallbacks | None:
