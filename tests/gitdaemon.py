@@ -8,12 +8,29 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def wait_for_port(
+    port: int, process: subprocess.Popen[Any], name: str, log: Path | None = None
+) -> None:
+    """Until something accepts connections on 127.0.0.1:``port``; fails when ``process`` exits
+    first (with its ``log``) or after 10 s."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        if process.poll() is not None:
+            raise RuntimeError(f"{name} exited: {log.read_text() if log else process.returncode}")
+        time.sleep(0.05)
+    raise RuntimeError(f"{name} did not start")
 
 
 @contextmanager
@@ -38,14 +55,7 @@ def git_daemon(root: Path, port: int | None = None) -> Iterator[str]:
         stderr=subprocess.PIPE,
     )
     try:
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            with socket.socket() as sock:
-                if sock.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            time.sleep(0.05)
-        else:
-            raise RuntimeError("git daemon did not start")
+        wait_for_port(port, process, "git daemon")
         yield f"git://127.0.0.1:{port}"
     finally:
         process.terminate()

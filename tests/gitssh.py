@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -18,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.gitdaemon import free_port
+from tests.gitdaemon import free_port, wait_for_port
 
 SSHD = "/usr/sbin/sshd"
 
@@ -74,16 +72,7 @@ def sshd(folder: Path) -> Iterator[SshServer]:
         stderr=subprocess.DEVNULL,
     )
     try:
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            with socket.socket() as sock:
-                if sock.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            if process.poll() is not None:
-                raise RuntimeError(f"sshd exited: {(folder / 'sshd.log').read_text()}")
-            time.sleep(0.05)
-        else:
-            raise RuntimeError("sshd did not start")
+        wait_for_port(port, process, "sshd", folder / "sshd.log")
         user = os.environ.get("USER") or "root"
         yield SshServer(f"ssh://{user}@127.0.0.1:{port}", client, known_hosts, port)
     finally:

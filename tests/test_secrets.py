@@ -18,7 +18,7 @@ from reconciler.adapters.fstree import directory_reader, load_directory
 from reconciler.core.redacting import Redactor, StreamRedactor
 from reconciler.errors import SecretError
 from reconciler.executors.memory import MemoryExecutor, Program
-from reconciler.model.runs import LogLine, RunRequest, Stream, Trigger
+from reconciler.model.runs import LogLine, RunOutcome, RunRequest, Stream, Trigger
 from reconciler.model.secrets import SecretValue
 from reconciler.runtime.runs import execute
 from reconciler.runtime.unlocking import Unlocker
@@ -269,48 +269,67 @@ def test_secret_value_never_shows_itself() -> None:
     assert value.reveal() == CANARY
 
 
-def test_allow_list_limits_what_a_pipeline_receives_and_lines_are_masked(tmp_path: Path) -> None:
+def fernet_pipeline(tmp: Path, spec: str, secrets: dict[str, str]) -> tuple[Path, str]:
+    """A repository with one pipeline ``p`` and a Fernet file of ``secrets``; and the key."""
     key = generate_key()
     keys = FernetKeys([key])
-    repo = tmp_path / "repo"
+    repo = tmp / "repo"
     (repo / "pipelines/p").mkdir(parents=True)
-    (repo / "pipelines/p/pipeline.yaml").write_text("secrets: [TOKEN]\n")
+    (repo / "pipelines/p/pipeline.yaml").write_text(spec)
     (repo / "pipelines/p/main.py").write_text("")
     (repo / "pipelines/p/secrets.fernet.yaml").write_text(
-        f"TOKEN: {keys.encrypt(CANARY)}\nOTHER: {keys.encrypt('other-secret')}\n"
+        "".join(f"{name}: {keys.encrypt(value)}\n" for name, value in secrets.items())
+    )
+    return repo, key
+
+
+def test_allow_list_limits_what_a_pipeline_receives_and_lines_are_masked(tmp_path: Path) -> None:
+    repo, key = fernet_pipeline(
+        tmp_path, "secrets: [TOKEN]\n", {"TOKEN": CANARY, "OTHER": "other-secret"}
     )
     problems, values = unlock(repo, {"FASTFLOW_FERNET_KEYS": key})
     assert problems == [] and set(values["p"]) == {"TOKEN"}
+    encoded = base64.b64encode(CANARY.encode()).decode()
+    lines, outcome = run_in_memory(
+        tmp_path,
+        "p",
+        ((Stream.STDOUT, f"plain {CANARY}"), (Stream.STDERR, f"b64 {encoded}")),
+        values["p"],
+        exit_code=1,
+    )
+    assert lines == ["plain ***", "b64 ***"]
+    assert CANARY not in outcome.model_dump_json()
 
+
+def run_in_memory(
+    tmp: Path,
+    pipeline: str,
+    output: tuple[tuple[Stream, str], ...],
+    secrets: dict[str, SecretValue],
+    exit_code: int = 0,
+) -> tuple[list[str], RunOutcome]:
+    """Run a program that prints ``output`` on the memory executor with ``secrets``; the log
+    lines as stored and the outcome."""
     executor = MemoryExecutor()
     request = RunRequest(
         run_id="r1",
-        pipeline="p",
+        pipeline=pipeline,
         commit="0" * 40,
         trigger=Trigger.MANUAL,
         image="fastflow-runner:local",
         command=["x"],
-        workspace=str(tmp_path),
+        workspace=str(tmp),
     )
-    encoded = base64.b64encode(CANARY.encode()).decode()
-    executor.programs["r1"] = Program(
-        ((Stream.STDOUT, f"plain {CANARY}"), (Stream.STDERR, f"b64 {encoded}")), exit_code=1
-    )
+    executor.programs["r1"] = Program(output, exit_code=exit_code)
     lines: list[LogLine] = []
-    outcome = asyncio.run(execute(executor, request, lines.append, values["p"]))
-    assert [line.text for line in lines] == ["plain ***", "b64 ***"]
-    assert CANARY not in outcome.model_dump_json()
+    outcome = asyncio.run(execute(executor, request, lines.append, secrets))
+    return [line.text for line in lines], outcome
 
 
 def test_an_old_secret_value_is_forgotten_after_rotation(tmp_path: Path) -> None:
-    key = generate_key()
+    repo, key = fernet_pipeline(tmp_path, "network: none\n", {"TOKEN": "old-value-123"})
     keys = FernetKeys([key])
-    repo = tmp_path / "repo"
-    (repo / "pipelines/p").mkdir(parents=True)
-    (repo / "pipelines/p/pipeline.yaml").write_text("network: none\n")
-    (repo / "pipelines/p/main.py").write_text("")
     secret_file = repo / "pipelines/p/secrets.fernet.yaml"
-    secret_file.write_text(f"TOKEN: {keys.encrypt('old-value-123')}\n")
     unlocker = Unlocker({"FASTFLOW_FERNET_KEYS": key})
     _, values = unlocker.unlock(load_directory(repo), directory_reader(repo))
     assert values["p"]["TOKEN"].reveal() == "old-value-123"

@@ -4,7 +4,6 @@ binary and a throwaway age key: who receives what, what fails where, what a plan
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 from pathlib import Path
@@ -14,12 +13,10 @@ import pytest
 from reconciler.adapters import gitrepo
 from reconciler.adapters.fernet import FernetKeys, generate_key
 from reconciler.adapters.fstree import directory_reader, load_directory
-from reconciler.executors.memory import MemoryExecutor, Program
-from reconciler.model.runs import LogLine, RunRequest, Stream, Trigger
-from reconciler.runtime.runs import execute
+from reconciler.model.runs import Stream
 from reconciler.runtime.unlocking import Unlocker
 from tests.gitutil import GitRepo
-from tests.test_secrets import age_identity, fastflow
+from tests.test_secrets import age_identity, fastflow, run_in_memory
 
 DSN = "canary-dsn-4be1-postgres://warehouse"
 HOOK = "canary-hook-90c7-https://alerts"
@@ -182,20 +179,9 @@ def test_secrets_check_and_rotate_see_the_shared_files(shared_repo: Repo) -> Non
 def test_a_shared_value_is_masked_in_the_run_log(shared_repo: Repo, tmp_path: Path) -> None:
     state = load_directory(shared_repo.root)
     _, values = Unlocker(shared_repo.env).unlock(state, directory_reader(shared_repo.root))
-    executor = MemoryExecutor()
-    request = RunRequest(
-        run_id="r1",
-        pipeline="asks",
-        commit="0" * 40,
-        trigger=Trigger.MANUAL,
-        image="fastflow-runner:local",
-        command=["x"],
-        workspace=str(tmp_path),
-    )
-    executor.programs["r1"] = Program(((Stream.STDOUT, f"connecting to {DSN}"),), exit_code=0)
-    lines: list[LogLine] = []
-    outcome = asyncio.run(execute(executor, request, lines.append, values["asks"]))
-    assert [line.text for line in lines] == ["connecting to ***"]
+    output = ((Stream.STDOUT, f"connecting to {DSN}"),)
+    lines, outcome = run_in_memory(tmp_path, "asks", output, values["asks"])
+    assert lines == ["connecting to ***"]
     assert DSN not in outcome.model_dump_json()
 
 
