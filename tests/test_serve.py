@@ -103,9 +103,11 @@ def test_webhook_with_good_and_bad_signatures(
         serve.stop()
 
 
-def test_kill_9_mid_run_then_restart_records_the_run_exactly_once(
+def _serve_with_a_slow_run_in_flight(
     git_repo: GitRepo, serve_factory: Callable[[str], Serve], engine: docker.DockerClient
-) -> None:
+) -> tuple[Serve, str]:
+    """`fastflow serve` on ``git_repo`` with the 8-second SLOW pipeline pushed and its container
+    running; the serve and the pushed commit."""
     git_repo.commit({"README.md": "x"})
     serve = serve_factory(str(git_repo.path))
     serve.start()
@@ -115,6 +117,13 @@ def test_kill_9_mid_run_then_restart_records_the_run_exactly_once(
         60,
         "no container started",
     )
+    return serve, head
+
+
+def test_kill_9_mid_run_then_restart_records_the_run_exactly_once(
+    git_repo: GitRepo, serve_factory: Callable[[str], Serve], engine: docker.DockerClient
+) -> None:
+    serve, head = _serve_with_a_slow_run_in_flight(git_repo, serve_factory, engine)
     assert serve.stop(signal.SIGKILL) == -signal.SIGKILL
     wait_for(
         lambda: all(state(c) == "exited" for c in containers(engine, serve.instance)),
@@ -140,15 +149,7 @@ def test_kill_9_mid_run_then_restart_records_the_run_exactly_once(
 def test_sigterm_leaves_the_container_running_and_the_next_start_adopts_it(
     git_repo: GitRepo, serve_factory: Callable[[str], Serve], engine: docker.DockerClient
 ) -> None:
-    git_repo.commit({"README.md": "x"})
-    serve = serve_factory(str(git_repo.path))
-    serve.start()
-    head = git_repo.commit(SLOW)
-    wait_for(
-        lambda: any(state(c) == "running" for c in containers(engine, serve.instance)),
-        60,
-        "no container started",
-    )
+    serve, head = _serve_with_a_slow_run_in_flight(git_repo, serve_factory, engine)
     assert serve.stop(signal.SIGTERM) == 0
     [container] = containers(engine, serve.instance)
     assert state(container) == "running"  # a graceful stop never kills user work
