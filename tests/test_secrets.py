@@ -21,7 +21,7 @@ from reconciler.executors.memory import MemoryExecutor, Program
 from reconciler.model.runs import LogLine, RunOutcome, RunRequest, Stream, Trigger
 from reconciler.model.secrets import SecretValue
 from reconciler.runtime.runs import execute
-from reconciler.runtime.unlocking import Unlocker
+from reconciler.runtime.unlocking import Decrypted, Unlocker
 
 CANARY = "canary-8d2f6b1e-secret"
 
@@ -339,3 +339,8 @@ def test_an_old_secret_value_is_forgotten_after_rotation(tmp_path: Path) -> None
     assert values["p"]["TOKEN"].reveal() == "new-value-456"
     held = [v for d in unlocker._cache.values() for v in d.values.values()]
     assert held == ["new-value-456"]
+
+
+def test_a_decrypted_file_never_shows_its_values() -> None:
+    decrypted = Decrypted({"TOKEN": CANARY})
+    assert CANARY not in repr(decrypted) and CANARY not in str(decrypted)

@@ -14,7 +14,7 @@ import hashlib
 import logging
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from reconciler.adapters import sops
 from reconciler.adapters.fernet import ENV_KEYS, FernetKeys
@@ -32,9 +32,10 @@ KEEP_CALLS = 16  # decrypted files unused for this many unlock calls are forgott
 
 @dataclass(frozen=True)
 class Decrypted:
-    """One file's values, and its failures as (secret name or None for the file, where, why)."""
+    """One file's values, and its failures as (secret name or None for the file, where, why).
+    The repr leaves the plain values out."""
 
-    values: dict[str, str]
+    values: dict[str, str] = field(repr=False)
     failures: tuple[tuple[str | None, Mark, str], ...] = ()
 
 
