@@ -162,9 +162,7 @@ class NoteStore:
         tracking = _tracking(url)
         with self._lock:
             _, found = self._fetch(url, tracking, callbacks)
-            if not found:
-                return False
-            return self._merge_from(tracking) if tracking in self.repo.references else False
+            return self._merge_from(tracking) if found else False
 
     def _fetch(
         self, url: str, tracking: str, callbacks: Callbacks | None
